@@ -1,0 +1,212 @@
+# Config validation, wildcard constraints, and every input / params / resources function of the workflow.
+import copy
+import json
+
+from snakemake.utils import validate
+
+validate(config, "../config/schema.yaml")
+
+
+scattergather:
+    sample=config["sampling"]["shards"],
+    evaluate=config["evaluation"]["shards"],
+
+
+wildcard_constraints:
+    model="|".join(config["models"]),
+    method="|".join(config["methods"]),
+    bench="|".join(config["benchmarks"]),
+    phase="self|guided",
+    variant="expert|rewritten|self_expert|guided_expert",
+    scatteritem=r"\d+-of-\d+",
+
+
+RESULTS = config["results_dir"]
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+
+def model_cfg(model):
+    return config["models"][model]
+
+
+def built_model_dir(model):
+    return f"{RESULTS}/models/{model}"
+
+
+def model_input(wildcards):
+    """The built model directory for locally built models; nothing for hub models (loaded inside jobs)."""
+    return [built_model_dir(wildcards.model)] if "build" in model_cfg(wildcards.model) else []
+
+
+def model_path(wildcards):
+    cfg = model_cfg(wildcards.model)
+    return built_model_dir(wildcards.model) if "build" in cfg else cfg["path"]
+
+
+def model_revision(wildcards):
+    cfg = model_cfg(wildcards.model)
+    return None if "build" in cfg else cfg.get("revision", "main")
+
+
+def demo_model_params(wildcards):
+    return {**config["demo_model"], "guided_template": guided_template()}
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def problems_file():
+    return f"{RESULTS}/problems/{config['problems']['name']}.parquet"
+
+
+def source_spec(spec):
+    """A data-source spec with {benchmark_root} filled in (so the spec in params is the one used)."""
+    spec = copy.deepcopy(spec)
+    if "path" in spec:
+        spec["path"] = spec["path"].format(benchmark_root=config["benchmark_root"])
+    return spec
+
+
+def benchmark_spec(wildcards):
+    return source_spec(config["benchmarks"][wildcards.bench])
+
+
+# --- sampling and verification ----------------------------------------------------------------------------
+
+
+def guided_template():
+    from mindthegap.prompts import DEFAULT_GUIDED_TEMPLATE
+
+    return config["sampling"]["guided"].get("template", DEFAULT_GUIDED_TEMPLATE)
+
+
+def sample_inputs(wildcards):
+    inputs = {"problems": problems_file(), "model": model_input(wildcards)}
+    if wildcards.phase == "guided":  # re-solve only what the model failed on its own
+        inputs["failed"] = f"{RESULTS}/splits/{wildcards.model}/self.failed.ids"
+    return inputs
+
+
+def sampling_params(wildcards):
+    phase = config["sampling"][wildcards.phase]
+    return {key: phase[key] for key in ("n", "temperature", "top_p", "max_new_tokens", "seed")}
+
+
+def backend_options(section, wildcards):
+    """Backend settings of a sampling or evaluation job."""
+    cfg = model_cfg(wildcards.model)
+    options = {"batch_size": config[section]["batch_size"], "stop_tokens": cfg.get("stop_tokens", [])}
+    if config[section]["backend"] == "vllm":
+        options["tensor_parallel_size"] = config["sampling"].get("tensor_parallel_size", 1)
+        if cfg.get("max_model_len"):
+            options["max_model_len"] = cfg["max_model_len"]
+    return options
+
+
+def prompt_spec(wildcards):
+    cfg = model_cfg(wildcards.model)
+    if wildcards.phase == "self":  # self samples use the training prompt: their log-probs are the behaviour policy
+        return {"kind": "train", "template": cfg.get("train_template", "chat")}
+    return {"kind": "guided", "template": guided_template()}
+
+
+def verified_shards(phase):
+    # gather.sample() fills {scatteritem} and keeps the doubled-brace {model} as a wildcard
+    return gather.sample(RESULTS + "/verified/{{model}}/" + phase + "/{scatteritem}.parquet")
+
+
+# --- rewriting and training -------------------------------------------------------------------------------
+
+
+def trained_methods():
+    return [m for m, spec in config["methods"].items() if "data" in spec]
+
+
+def dataset_variants():
+    return sorted({config["methods"][m]["data"] for m in trained_methods()})
+
+
+def rewrite_inputs(wildcards):
+    inputs = {"problems": problems_file(), "model": model_input(wildcards)}
+    if wildcards.variant in ("rewritten", "self_expert"):
+        inputs["self"] = verified_shards("self")
+    if wildcards.variant in ("rewritten", "guided_expert"):
+        inputs["guided"] = verified_shards("guided")
+    return inputs
+
+
+def training_dataset(wildcards):
+    return f"{RESULTS}/datasets/{wildcards.model}/{config['methods'][wildcards.method]['data']}.parquet"
+
+
+def training_hparams(wildcards):
+    """The method's full hyper-parameters: shared `training` values, its own overrides, and its loss."""
+    method = config["methods"][wildcards.method]
+    return {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+
+
+def training_hparams_json(wildcards):
+    return json.dumps(training_hparams(wildcards), sort_keys=True)
+
+
+# --- evaluation and report --------------------------------------------------------------------------------
+
+
+def run_model_input(wildcards):
+    if wildcards.method == "base":
+        return model_input(wildcards)
+    return [f"{RESULTS}/checkpoints/{wildcards.model}/{wildcards.method}"]
+
+
+def run_model_path(wildcards):
+    if wildcards.method == "base":
+        return model_path(wildcards)
+    return f"{RESULTS}/checkpoints/{wildcards.model}/{wildcards.method}"
+
+
+def run_model_revision(wildcards):
+    return model_revision(wildcards) if wildcards.method == "base" else None
+
+
+def evaluation_params(wildcards):
+    cfg = config["evaluation"]
+    return {"n": cfg["n"], "temperature": cfg["temperature"], "top_p": cfg["top_p"],
+            "max_new_tokens": cfg["max_new_tokens"], "seed": cfg["seed"]}
+
+
+def report_inputs(wildcards):
+    return expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json",
+                  method=list(config["methods"]), bench=list(config["benchmarks"]))
+
+
+def method_labels():
+    return {method: spec["label"] for method, spec in config["methods"].items()}
+
+
+def get_final_output():
+    models = list(config["models"])
+    outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
+    if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
+        outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
+                          variant=dataset_variants())
+    return outputs
+
+
+# --- cluster resources (README "Cluster resources"; profiles/slurm turns them into sbatch flags) -----------
+
+RES = config["resources"]
+
+
+def scaled(minutes):
+    """A runtime that grows with each retry, so a job killed at its time limit gets a longer one."""
+    return lambda wildcards, attempt: minutes * attempt
+
+
+def scaled_mem(mb):
+    return lambda wildcards, attempt: int(mb * (1 + 0.5 * (attempt - 1)))
+
+
+def sampling_gpus(section):
+    return config["sampling"].get("tensor_parallel_size", 1) if config[section]["backend"] == "vllm" else 1

@@ -1,0 +1,56 @@
+# n samples per benchmark problem from the base model or a checkpoint, judged; avg@n per benchmark.
+
+
+rule evaluate_sample:
+    input:
+        benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
+        model=run_model_input,
+    output:
+        f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/samples/{{scatteritem}}.parquet",
+    log:
+        f"{RESULTS}/logs/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.tsv"
+    params:
+        model=run_model_path,
+        revision=run_model_revision,
+        backend=config["evaluation"]["backend"],
+        backend_options=lambda wc: backend_options("evaluation", wc),
+        sampling=evaluation_params,
+        prompt=lambda wc: {"kind": "eval", "template": model_cfg(wc.model)["eval_template"]},
+    threads: 2
+    resources:
+        gpu=sampling_gpus("evaluation"),
+        gpu_model=RES["gpu_model"],
+        tasks_per_gpu=0,
+        slurm_partition=RES["gpu_partition"],
+        slurm_account=RES["account"],
+        runtime=scaled(RES["evaluation_runtime_min"]),
+        mem_mb=scaled_mem(RES["gpu_mem_mb"]),
+    conda:
+        "../envs/sampling.yaml"
+    script:
+        "../scripts/sample.py"
+
+
+rule evaluate_judge:
+    input:
+        samples=gather.evaluate(RESULTS + "/eval/{{model}}/{{method}}/{{bench}}/samples/{scatteritem}.parquet"),
+        benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
+    output:
+        verdicts=f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/verdicts.parquet",
+        metrics=f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/evaluate_judge/{{model}}/{{method}}/{{bench}}.log",
+    params:
+        timeout=config["grader"]["timeout"],
+    threads: config["grader"]["workers"]
+    resources:
+        slurm_partition=RES["cpu_partition"],
+        slurm_account=RES["account"],
+        runtime=scaled(RES["cpu_runtime_min"]),
+        mem_mb=scaled_mem(RES["cpu_mem_mb"]),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/evaluate_judge.py"

@@ -1,0 +1,25 @@
+# The self -> guided -> expert cascade: one training row per problem, labelled with its source.
+
+
+rule rewrite:
+    input:
+        unpack(rewrite_inputs),
+    output:
+        dataset=f"{RESULTS}/datasets/{{model}}/{{variant}}.parquet",
+        stats=f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json",
+    log:
+        f"{RESULTS}/logs/rewrite/{{model}}/{{variant}}.log",
+    params:
+        model=model_path,
+        revision=model_revision,
+        train_template=lambda wc: model_cfg(wc.model).get("train_template", "chat"),
+        seed=config["rewrite"]["seed"],
+    resources:
+        slurm_partition=RES["cpu_partition"],
+        slurm_account=RES["account"],
+        runtime=scaled(RES["cpu_runtime_min"]),
+        mem_mb=scaled_mem(RES["cpu_mem_mb"]),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/rewrite.py"

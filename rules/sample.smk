@@ -1,0 +1,33 @@
+# The model being trained samples k solutions per problem (self), or re-solves its failures with the expert
+# solution as a hint (guided). One GPU job per shard; resumable from the chunks already written.
+
+
+rule sample:
+    input:
+        unpack(sample_inputs),
+    output:
+        f"{RESULTS}/samples/{{model}}/{{phase}}/{{scatteritem}}.parquet",
+    log:
+        f"{RESULTS}/logs/sample/{{model}}/{{phase}}/{{scatteritem}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample/{{model}}/{{phase}}/{{scatteritem}}.tsv"
+    params:
+        model=model_path,
+        revision=model_revision,
+        backend=config["sampling"]["backend"],
+        backend_options=lambda wc: backend_options("sampling", wc),
+        sampling=sampling_params,
+        prompt=prompt_spec,
+    threads: 2
+    resources:
+        gpu=sampling_gpus("sampling"),
+        gpu_model=RES["gpu_model"],
+        tasks_per_gpu=0,
+        slurm_partition=RES["gpu_partition"],
+        slurm_account=RES["account"],
+        runtime=scaled(RES["sampling_runtime_min"]),
+        mem_mb=scaled_mem(RES["gpu_mem_mb"]),
+    conda:
+        "../envs/sampling.yaml"
+    script:
+        "../scripts/sample.py"

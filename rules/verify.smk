@@ -1,0 +1,39 @@
+# Judge every sample against the gold answer; split problems into solved and failed by the model itself.
+
+
+rule verify:
+    input:
+        samples=f"{RESULTS}/samples/{{model}}/{{phase}}/{{scatteritem}}.parquet",
+        problems=problems_file(),
+    output:
+        f"{RESULTS}/verified/{{model}}/{{phase}}/{{scatteritem}}.parquet",
+    log:
+        f"{RESULTS}/logs/verify/{{model}}/{{phase}}/{{scatteritem}}.log",
+    params:
+        timeout=config["grader"]["timeout"],
+    threads: config["grader"]["workers"]
+    resources:
+        slurm_partition=RES["cpu_partition"],
+        slurm_account=RES["account"],
+        runtime=scaled(RES["cpu_runtime_min"]),
+        mem_mb=scaled_mem(RES["cpu_mem_mb"]),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/verify.py"
+
+
+rule split_self:
+    input:
+        verified=verified_shards("self"),
+        problems=problems_file(),
+    output:
+        correct=f"{RESULTS}/splits/{{model}}/self.correct.ids",
+        failed=f"{RESULTS}/splits/{{model}}/self.failed.ids",
+    log:
+        f"{RESULTS}/logs/split_self/{{model}}.log",
+    localrule: True
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/split.py"

@@ -1,0 +1,94 @@
+"""The transformers sampling backend: batched `generate` with a KV cache, seeded per batch."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+from mindthegap.generation import Completion, SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+class SampledLogprobRecorder(LogitsProcessor):
+    """Records log p(sampled token) under the final, processed distribution, in O(batch x vocab) memory.
+
+    Placed last in the processor list, it sees the scores after temperature and top-p. The token sampled from them
+    appears in `input_ids` at the next call, so each call first scores the previous step's token.
+    """
+
+    def __init__(self) -> None:
+        self.previous: torch.Tensor | None = None
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.previous is not None:
+            self._score(input_ids[:, -1])
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def _score(self, tokens: torch.Tensor) -> None:
+        self.steps.append(self.previous.gather(1, tokens[:, None]).squeeze(1).cpu())
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Per-step log-probs, shape (batch, generated length)."""
+        if self.previous is not None:
+            self._score(sequences[:, -1])
+        return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
+
+
+def batch_seed(base_seed: int, key: str) -> int:
+    """A stable seed for one batch, independent of how the problems were sharded or resumed."""
+    return int.from_bytes(hashlib.sha256(f"{base_seed}:{key}".encode()).digest()[:4], "little")
+
+
+class TransformersBackend:
+    def __init__(self, model: str, *, revision: str | None = None, batch_size: int = 8, dtype: str = "auto",
+                 device: str | None = None, stop_tokens: list[str] | None = None) -> None:
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+        self.tokenizer.padding_side = "left"  # generation continues each prompt from its last token
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        torch_dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
+        self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype)
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.stop_ids = sorted({self.tokenizer.eos_token_id,
+                                *(self.tokenizer.convert_tokens_to_ids(t) for t in stop_tokens or [])})
+
+    def sample(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        results: list[list[Completion]] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = prompts[start: start + self.batch_size]
+            results.extend(self._sample_batch(batch, params, batch_seed(params.seed, batch[0] + str(start))))
+        return results
+
+    @torch.inference_mode()
+    def _sample_batch(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
+        torch.manual_seed(seed)
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        recorder = SampledLogprobRecorder()
+        greedy = params.temperature == 0
+        output = self.model.generate(
+            **encoded, do_sample=not greedy, temperature=None if greedy else params.temperature,
+            top_p=None if greedy else params.top_p, top_k=None, max_new_tokens=params.max_new_tokens,
+            num_return_sequences=params.n, logits_processor=LogitsProcessorList([recorder]),
+            eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
+        )
+        generated = output[:, encoded["input_ids"].shape[1]:].cpu()
+        logprobs = recorder.finish(output.cpu())
+        completions = [self._completion(generated[row], logprobs[row], seed) for row in range(len(generated))]
+        return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _completion(self, tokens: torch.Tensor, logprobs: torch.Tensor, seed: int) -> Completion:
+        ids = tokens.tolist()
+        stop_at = next((i for i, token in enumerate(ids) if token in self.stop_ids), None)
+        finish = "stop" if stop_at is not None else "length"
+        end = stop_at + 1 if stop_at is not None else len(ids)
+        ids = ids[:end]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Completion(text=text, token_ids=ids, logprobs=logprobs[:end].tolist(), finish_reason=finish, seed=seed)

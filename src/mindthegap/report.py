@@ -1,0 +1,54 @@
+"""Results tables: methods x benchmarks (+ average) of avg@n, as Markdown, CSV and LaTeX, from metrics.json files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mindthegap import metrics
+
+
+def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str) -> dict[str, Any]:
+    """avg@n and companions for one (run, benchmark) from its judged samples."""
+    groups = [g.sort_values("sample_idx") for _, g in judged.groupby("problem_id", sort=True)]
+    correct = [g["correct"].astype(bool).tolist() for g in groups]
+    answers = [g["extracted"].tolist() for g in groups]
+    n = min((len(c) for c in correct), default=0)
+    low, high = metrics.bootstrap_ci(correct)
+    return {
+        "model": model, "method": method, "benchmark": benchmark, "problems": len(groups), "n": n,
+        f"avg@{n}": metrics.avg_at_n(correct), "accuracy": metrics.avg_at_n(correct),
+        f"pass@{n}": metrics.mean_pass_at_k(correct, n) if n else float("nan"),
+        f"maj@{n}": metrics.maj_at_k(answers, correct, n) if n else float("nan"),
+        "ci95": [low, high],
+        "grader_status": dict(sorted(Counter(judged["status"]).items())),
+        "truncated": int((judged["finish_reason"] == "length").sum()),
+    }
+
+
+def results_table(metric_files: list[str | Path], methods: dict[str, str], benchmarks: list[str]) -> pd.DataFrame:
+    """Rows: methods in the given order (key -> label); columns: benchmarks then Average; values: avg@n in %."""
+    cells: dict[tuple[str, str], float] = {}
+    for path in metric_files:
+        record = json.loads(Path(path).read_text())
+        cells[(record["method"], record["benchmark"])] = 100 * record["accuracy"]
+    rows = []
+    for method, label in methods.items():
+        values = {bench: cells.get((method, bench), float("nan")) for bench in benchmarks}
+        values["Average"] = sum(values.values()) / len(benchmarks)
+        rows.append({"Method": label, **values})
+    return pd.DataFrame(rows).set_index("Method")
+
+
+def write_tables(table: pd.DataFrame, model: str, n: int, markdown: str | Path, csv: str | Path,
+                 latex: str | Path) -> None:
+    from mindthegap.io import write_text
+
+    write_text(table.round(2).to_csv(), csv)
+    header = f"### {model}: avg@{n} accuracy (%)\n\n"
+    write_text(header + table.to_markdown(floatfmt=".1f") + "\n", markdown)
+    write_text(table.to_latex(float_format="%.1f", caption=f"{model}: avg@{n} accuracy (\\%)"), latex)

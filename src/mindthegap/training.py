@@ -1,0 +1,210 @@
+"""Weighted SFT with TRL: the loss weights (sft, dft, is) as pure torch functions, a collator that carries the
+behaviour log-probs per token, and a small `SFTTrainer` subclass whose `compute_loss` applies the weights.
+
+Per response token t (mask m_t, N response tokens in the batch, sg = stop-gradient):
+  sft: w_t = 1
+  dft: w_t = sg(p_theta(y_t))                                  (TRL's loss_type="dft", the paper's released trainer)
+  is:  w_t = min(c, exp(sg(log p_theta(y_t)) - log p_b(y_t)))  for rows with stored behaviour log-probs;
+       expert rows have no p_b: `expert_weight` ("dft" or "sft") stands in.
+  L = sum_t m_t * w_t * (-log p_theta(y_t)) / N
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("sft", "dft", "is")
+SOURCE_CODES = {"self": 0, "guided": 1, "expert": 2}
+
+
+def token_weights(loss: str, logp: torch.Tensor, behaviour_logp: torch.Tensor, has_behaviour: torch.Tensor, *,
+                  is_clip: float = 2.0, expert_weight: str = "dft") -> torch.Tensor:
+    """Detached per-token weights; all tensors have the same shape (batch, tokens)."""
+    logp = logp.detach()
+    if loss == "sft":
+        return torch.ones_like(logp)
+    if loss == "dft":
+        return logp.exp()
+    if loss == "is":
+        ratio = torch.exp(torch.clamp(logp - behaviour_logp, max=math.log(is_clip))) if is_clip else torch.exp(
+            logp - behaviour_logp)
+        fallback = token_weights(expert_weight, logp, behaviour_logp, has_behaviour)
+        return torch.where(has_behaviour.bool(), ratio, fallback)
+    raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+
+
+def weighted_nll(logp: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, num_items: torch.Tensor | int | None
+                 ) -> torch.Tensor:
+    """sum m_t w_t (-log p) / N, with N the number of response tokens (TRL's `num_items_in_batch` when given)."""
+    total = mask.sum() if num_items is None else num_items
+    return (weights * -logp * mask).sum() / torch.as_tensor(total, device=logp.device).clamp(min=1)
+
+
+def weight_stats(weights: torch.Tensor, mask: torch.Tensor, sources: torch.Tensor) -> dict[str, float]:
+    """Mean, variance and normalised effective sample size of the token weights, per source."""
+    stats = {}
+    for name, code in SOURCE_CODES.items():
+        selected = weights[(sources[:, None] == code).expand_as(mask) & mask.bool()]
+        if selected.numel():
+            ess = selected.sum() ** 2 / (selected.pow(2).sum() * selected.numel()).clamp(min=1e-12)
+            stats.update({f"weight_mean/{name}": selected.mean().item(),
+                          f"weight_var/{name}": selected.var(unbiased=False).item(),
+                          f"weight_ess/{name}": ess.item()})
+    return stats
+
+
+# --- data ----------------------------------------------------------------------------------------------------
+
+
+def encode_row(row: dict[str, Any], tokenizer, max_length: int | None) -> dict[str, Any]:
+    """Token ids, labels and per-token behaviour log-probs of one training row.
+
+    Sampled rows keep the exact token ids they were sampled with, so the stored log-probs stay aligned; expert rows
+    are tokenized here and end with EOS. Every per-token column is truncated like `input_ids` (keep the start).
+    """
+    prompt_ids = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+    if row.get("completion_token_ids") is not None:
+        completion_ids = [int(t) for t in row["completion_token_ids"]]
+        behaviour = [float(x) for x in row["behaviour_logprobs"]]
+        if len(behaviour) != len(completion_ids):
+            raise ValueError(f"row {row.get('id')}: {len(completion_ids)} tokens but {len(behaviour)} log-probs")
+        has_behaviour = 1
+    else:
+        completion_ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        behaviour, has_behaviour = [0.0] * len(completion_ids), 0
+    encoded = {
+        "input_ids": prompt_ids + completion_ids,
+        "labels": [-100] * len(prompt_ids) + completion_ids,
+        "behaviour_logprobs": [0.0] * len(prompt_ids) + behaviour,
+        "behaviour_mask": [0] * len(prompt_ids) + [has_behaviour] * len(completion_ids),
+    }
+    if max_length:
+        encoded = {key: value[:max_length] for key, value in encoded.items()}
+    encoded["source_code"] = SOURCE_CODES[row["source"]]
+    return encoded
+
+
+@dataclass
+class WeightedCollator:
+    """Right-pads every per-token column; the pad token is set here, not taken from a model default."""
+
+    pad_token_id: int
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(e["input_ids"]) for e in examples)
+
+        def pad(key: str, value, dtype) -> torch.Tensor:
+            return torch.tensor([list(e[key]) + [value] * (width - len(e[key])) for e in examples], dtype=dtype)
+
+        input_ids = pad("input_ids", self.pad_token_id, torch.long)
+        attention = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in examples])
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": pad("labels", -100, torch.long),
+                "behaviour_logprobs": pad("behaviour_logprobs", 0.0, torch.float32),
+                "behaviour_mask": pad("behaviour_mask", 0, torch.long),
+                "source_code": torch.tensor([e["source_code"] for e in examples], dtype=torch.long)}
+
+
+# --- the trainer ---------------------------------------------------------------------------------------------
+
+
+def _trainer_class():
+    from trl import SFTTrainer
+
+    class WeightedSFTTrainer(SFTTrainer):
+        """SFTTrainer whose loss multiplies each token's NLL by a detached weight (see module doc)."""
+
+        def __init__(self, *args, loss: str = "sft", is_clip: float = 2.0, expert_weight: str = "dft", **kwargs):
+            if loss not in LOSSES:
+                raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+            self.weighting = {"loss": loss, "is_clip": is_clip, "expert_weight": expert_weight}
+            super().__init__(*args, **kwargs)
+
+        def _set_signature_columns_if_needed(self):
+            if self._signature_columns is None:
+                self._signature_columns = ["input_ids", "labels", "behaviour_logprobs", "behaviour_mask",
+                                           "source_code"]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            mode = "train" if self.model.training else "eval"
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                            labels=inputs["labels"], fused_lm_head=True, use_cache=False)
+            logp, mask = outputs.log_probs, outputs.label_mask  # aligned with labels[:, 1:]
+            weights = token_weights(self.weighting["loss"], logp, inputs["behaviour_logprobs"][:, 1:],
+                                    inputs["behaviour_mask"][:, 1:], is_clip=self.weighting["is_clip"],
+                                    expert_weight=self.weighting["expert_weight"])
+            loss = weighted_nll(logp, weights, mask, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # DDP averages gradients; N counts every rank
+            for key, value in weight_stats(weights, mask, inputs["source_code"]).items():
+                self._metrics[mode][key].append(value)
+            valid = mask.sum().clamp(min=1)
+            self._metrics[mode]["mean_token_accuracy"].append((outputs.is_top1.sum() / valid).item())
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedSFTTrainer
+
+
+def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams: dict[str, Any], *,
+          revision: str | None = None) -> dict[str, Any]:
+    """Fine-tune `model` on a rewritten/expert dataset; resume from the last checkpoint in `work_dir`;
+    publish the final model (+ tokenizer, training log) into `output_dir`."""
+    import pandas as pd
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
+    from mindthegap.io import write_json
+
+    tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = pd.read_parquet(dataset_path).to_dict("records")
+    if not rows:
+        raise ValueError(f"{dataset_path}: empty training dataset")
+    encoded = Dataset.from_list([encode_row(r, tokenizer, hparams["max_length"]) for r in rows])
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device = hparams["per_device_batch_size"]
+    accumulation = max(1, hparams["global_batch_size"] // (per_device * world))
+    use_bf16 = hparams.get("bf16", False) and torch.cuda.is_available()
+    config = SFTConfig(
+        output_dir=work_dir, learning_rate=hparams["learning_rate"], num_train_epochs=hparams["epochs"],
+        max_steps=hparams.get("max_steps") or -1,
+        per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation,
+        lr_scheduler_type=hparams["lr_scheduler"], warmup_steps=hparams["warmup_ratio"],
+        weight_decay=hparams["weight_decay"], adam_beta1=hparams["adam_beta1"], adam_beta2=hparams["adam_beta2"],
+        max_grad_norm=hparams["max_grad_norm"], bf16=use_bf16, seed=hparams["seed"], data_seed=hparams["seed"],
+        save_steps=hparams["save_steps"], save_total_limit=hparams.get("save_total_limit", 2),
+        logging_steps=hparams.get("logging_steps", 10), report_to="none", remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True}, max_length=hparams["max_length"], packing=False,
+        gradient_checkpointing=hparams.get("gradient_checkpointing", False), use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, disable_tqdm=hparams.get("disable_tqdm", False),
+    )
+    network = AutoModelForCausalLM.from_pretrained(model, revision=revision,
+                                                   dtype=torch.bfloat16 if use_bf16 else torch.float32)
+    trainer = _trainer_class()(
+        model=network, args=config, train_dataset=encoded, processing_class=tokenizer,
+        data_collator=WeightedCollator(tokenizer.pad_token_id), loss=hparams["loss"],
+        is_clip=hparams.get("is_clip", 2.0), expert_weight=hparams.get("is_expert_weight", "dft"),
+    )
+    last = get_last_checkpoint(work_dir) if Path(work_dir).is_dir() else None
+    if last:
+        log.info("resuming training from %s", last)
+    result = trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    summary = {"train_loss": result.training_loss, "global_steps": trainer.state.global_step,
+               "resumed_from": last, "gradient_accumulation_steps": accumulation, "rows": len(rows)}
+    if trainer.is_world_process_zero():
+        write_json({"summary": summary, "log_history": trainer.state.log_history},
+                   Path(output_dir) / "training_log.json")
+    return summary
