@@ -12,7 +12,8 @@ from pathlib import Path
 from mindthegap.grading import STATUSES, judge, judge_batch
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SLOW_PRED = r"\boxed{\sum_{k=1}^{10^{9}} k^{k}}"  # not in the fast parser; sympy would compute it for ages
+# outside the fast parser (\lfloor), so it goes to the sympy worker, which would compute the sum for ages
+SLOW_PRED = r"\boxed{\lfloor \sum_{k=1}^{10^{9}} k^{k} \rfloor}"
 
 
 def _payloads(marker: Path) -> list[str]:

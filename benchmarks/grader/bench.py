@@ -108,7 +108,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mv-python", default="/tmp/mv-venv/bin/python",
                     help="python of a virtualenv with math-verify==0.9.0 (empty string: skip the peer)")
-    ap.add_argument("--scale-pairs", type=int, default=8500, help="distinct pairs for the worker speed-up")
+    ap.add_argument("--scale-pairs", type=int, default=40000, help="distinct pairs for the worker speed-up")
     args = ap.parse_args()
 
     mv_cases = load_mv_cases()
@@ -137,6 +137,11 @@ def main() -> int:
             line += f" | math-verify {okm}/{n} = {100 * okm / n:.1f} %"
         print(line)
         off += len(pairs)
+    mv_rows = [json.loads(x) for x in open(SHARED / "data/grader_cases/mathverify_cases.jsonl")]
+    for i, ((g, p, lab, _), v) in enumerate(zip(mv_cases, v_ours[: len(mv_cases)])):
+        if v.correct != lab:
+            print(f"  disagreement mathverify_cases[{i}] ({mv_rows[i]['source_test'].split('::')[-1]}): "
+                  f"label {int(lab)}, ours {v.status}: gold={g[-60:]!r} pred={p[-60:]!r}")
     statuses = {}
     for v in v_ours:
         statuses[v.status] = statuses.get(v.status, 0) + 1

@@ -119,13 +119,6 @@ def judge(gold: str, pred: str, timeout: float = 3.0) -> Verdict:
     return v
 
 
-def _worker_init() -> None:
-    # start this worker's sympy process in the background so that its start-up overlaps the fast paths
-    from . import sandbox
-
-    threading.Thread(target=sandbox.warm, daemon=True).start()
-
-
 def _judge_star(args: tuple[str, str, float]) -> Verdict:
     return judge(*args)
 
@@ -162,7 +155,7 @@ def judge_batch(
                 print(f"graded {i + 1}/{n} distinct pairs", file=sys.stderr, flush=True)
     else:
         chunksize = max(1, min(256, n // (workers * 8)))
-        with _mp_context().Pool(processes=workers, initializer=_worker_init) as pool:
+        with _mp_context().Pool(processes=workers) as pool:
             it = pool.imap(_judge_star, ((g, p, timeout) for g, p in unique), chunksize=chunksize)
             for i, v in enumerate(it):
                 results[i] = v

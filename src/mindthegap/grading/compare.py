@@ -8,7 +8,7 @@ import re
 from fractions import Fraction
 from typing import Callable, Optional
 
-from .mathexpr import ParseError, TooBig, Undefined, evaluate, free_vars, has_decimal, parse
+from .mathexpr import ParseError, TooBig, Undefined, evaluate, free_vars, has_decimal, has_sum, parse
 
 __all__ = ["equivalent", "structure", "TooBig"]
 
@@ -317,9 +317,13 @@ def _expr_equal(a: str, b: str, percent: bool, sym: SymFn):
     names = sorted(va_vars | vb_vars)
     if len(names) > 8:
         return sym(a, b) if sym else None
+    integer_points = has_sum(na) or has_sum(nb)  # summation bounds need integers
     good = 0
-    for pt in _POINTS:
-        env = {nm: complex(pt[j % 8] + 0.13 * (j // 8)) for j, nm in enumerate(names)}
+    for k, pt in enumerate(_POINTS):
+        if integer_points:
+            env = {nm: Fraction(3 + k + 7 * j) for j, nm in enumerate(names)}
+        else:
+            env = {nm: complex(pt[j % 8] + 0.13 * (j // 8)) for j, nm in enumerate(names)}
         try:
             va, vb = evaluate(na, env), evaluate(nb, env)
         except (Undefined, TooBig):
@@ -543,7 +547,8 @@ def _cmp(g, p, percent: bool, sym: SymFn, depth: int = 0):
     if g[0] == "eq" and p[0] == "eq":
         return _eq_equal(g, p, sym)
     if g[0] == "matrix" or p[0] == "matrix":
-        if sym and "expr" in (g[0], p[0]):
+        other = p if g[0] == "matrix" else g
+        if sym and other[0] == "expr" and "\\begin" in other[1]:  # matrix arithmetic: A + B, A B
             return sym(_to_latex(g), _to_latex(p))
         return False
     return False

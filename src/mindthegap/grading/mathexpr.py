@@ -52,7 +52,7 @@ _WRAP_CMDS = {"text", "mathrm", "mathit", "mathbf", "textbf", "operatorname", "m
 _MUL_CMDS = {"cdot", "times", "ast"}
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+(?![a-zA-Z]))?|\.\d+(?:[eE][-+]?\d+(?![a-zA-Z]))?)"
-    r"|\\(?P<cmd>[a-zA-Z]+)|(?P<sym>\\[,;:! ]|[-+*/^_!(){}\[\]|'·×÷−])|(?P<id>[a-zA-Z])|(?P<uni>[πθα-ω]))"
+    r"|\\(?P<cmd>[a-zA-Z]+)|(?P<sym>\\[,;:! ]|[-+*/^_!(){}\[\]|'·×÷−=])|(?P<id>[a-zA-Z])|(?P<uni>[πθα-ω]))"
 )
 
 
@@ -266,6 +266,8 @@ class _Parser:
             name = val
             if self.peek() == ("sym", "_"):
                 name = f"{val}_{self.subscript()}"
+            if name in getattr(self, "bound", ()):
+                return ("var", name)
             if name == "e":
                 return ("const", "e")
             if name == "i":
@@ -329,11 +331,30 @@ class _Parser:
             if re.fullmatch(r"[a-zA-Z]", inner):
                 return ("var", inner)
             return parse(inner)
+        if c in ("sum", "prod"):
+            return self._sum(c)
         if c in _FUNCS:
             return self._func(c)
         if c == "exp":
             return self._func("exp")
         raise ParseError(f"unsupported command \\{c}")
+
+    def _sum(self, kind: str) -> Node:
+        """``\\sum_{k=a}^{b} body`` (the body is the following product, as usually meant)."""
+        self.expect("sym", "_")
+        self.expect("sym", "{")
+        tok = self.next()
+        if tok[0] not in ("id", "cmd"):
+            raise ParseError("sum index")
+        var = tok[1]
+        self.expect("sym", "=")
+        lo = self.expr()
+        self.expect("sym", "}")
+        self.expect("sym", "^")
+        hi = self.exponent()
+        self.bound = getattr(self, "bound", set()) | {var}
+        body = self.term()
+        return ("sum", var, lo, hi, body, kind == "prod")
 
     def _func(self, name: str) -> Node:
         base = None
@@ -360,10 +381,18 @@ class _Parser:
         return node
 
 
+_MIXED_RE = re.compile(r"^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")
+
+
 def parse(s: str) -> Node:
     """Parse a normalised answer expression into a small AST (tuples)."""
     if len(s) > MAX_LEN:
         raise ParseError("expression too long")
+    m = _MIXED_RE.match(s)
+    if m and int(m.group(3)) < int(m.group(4)):  # mixed number 1\frac{1}{2} = 3/2
+        whole = ("add", [("num", m.group(2)), ("div", ("num", m.group(3)), ("num", m.group(4)))])
+        return ("neg", whole) if m.group(1) else whole
+    s = s.replace("**", "^")
     toks = _tokenize(s)
     if not toks:
         raise ParseError("empty expression")
@@ -388,6 +417,9 @@ def free_vars(node: Node, acc: set | None = None) -> set:
             stack.append(n[2])
         elif tag == "func":
             stack.append(n[2])
+        elif tag == "sum":
+            inner = free_vars(n[4]) - {n[1]}
+            acc |= inner | free_vars(n[2]) | free_vars(n[3])
     return acc
 
 
@@ -408,7 +440,13 @@ def has_decimal(node: Node) -> bool:
             stack.append(n[2])
         elif tag == "func":
             stack.append(n[2])
+        elif tag == "sum":
+            stack.extend([n[2], n[3], n[4]])
     return False
+
+
+def has_sum(node: Node) -> bool:
+    return "'sum'" in repr(node)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -610,4 +648,27 @@ def evaluate(node: Node, env: dict | None = None):
             return _check(cmath.log(v) / cmath.log(b))
         except (ValueError, ZeroDivisionError) as exc:
             raise Undefined(str(exc)) from exc
+    if tag == "sum":
+        _, var, lo_n, hi_n, body, is_prod = node
+        lo, hi = _as_int(evaluate(lo_n, env)), _as_int(evaluate(hi_n, env))
+        if hi - lo > 5000:
+            raise TooBig("sum too long")
+        acc = Fraction(1) if is_prod else Fraction(0)
+        for k in range(lo, hi + 1):
+            v = evaluate(body, {**env, var: Fraction(k)})
+            if isinstance(acc, Fraction) and isinstance(v, Fraction):
+                acc = _check(acc * v if is_prod else acc + v)
+            else:
+                acc = _check(_to_c(acc) * _to_c(v) if is_prod else _to_c(acc) + _to_c(v))
+        return acc
     raise ParseError(f"unknown node {tag}")
+
+
+def _as_int(v) -> int:
+    if isinstance(v, Fraction):
+        if v.denominator == 1:
+            return v.numerator
+        raise Undefined("non-integer bound")
+    if abs(v.imag) < 1e-9 and abs(v.real - round(v.real)) < 1e-9 and abs(v.real) < 1e9:
+        return int(round(v.real))
+    raise Undefined("non-integer bound")

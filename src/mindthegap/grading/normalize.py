@@ -62,6 +62,7 @@ _RE_THOUSANDS_NUM = re.compile(r"^([-+]?)([1-9]\d{0,2}(?:,\d{3})+)(\.\d+)?$")
 _RE_TRAIL_ZERO = re.compile(r"(\d)\.0+(?!\d)")
 _RE_CMD_SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])")
 _RE_WS = re.compile(r"\s+")
+_RE_SCRIPT_SPACE = re.compile(r"([_^])([0-9a-zA-Z])(?=\s+[0-9a-zA-Z(\\])")
 _RE_COMMA_SPACE_DIGIT = re.compile(r"(?<=\d),\s+(?=\d)")
 _RE_LEADING_DOT = re.compile(r"(?<![\d.])\.(\d)")
 _RE_CHOICE = re.compile(r"^\(?([A-Ea-e])\)$|^\(([A-Ea-e])\)?$")
@@ -158,6 +159,7 @@ def _normalize_once(s: str) -> str:
     if low in WORD_NUMBERS:
         s = WORD_NUMBERS[low]
     # whitespace: keep one space between a command and a following letter/digit, drop the rest
+    s = _RE_SCRIPT_SPACE.sub(r"\1{\2}", s)  # "\log_2 8": keep the subscript apart from what follows
     s = _RE_CMD_SPACE.sub(lambda m: m.group(1) + "\x01", s)
     s = _RE_COMMA_SPACE_DIGIT.sub(",\x01", s)
     s = _RE_WS.sub("", s)
