@@ -6,7 +6,8 @@ import hashlib
 import logging
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList,
+                          TemperatureLogitsWarper, TopPLogitsWarper)
 
 from mindthegap.generation import Completion, SamplingParams
 
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 class SampledLogprobRecorder(LogitsProcessor):
     """Records log p(sampled token) under the final, processed distribution, in O(batch x vocab) memory.
 
-    Placed last in the processor list, it sees the scores after temperature and top-p. The token sampled from them
-    appears in `input_ids` at the next call, so each call first scores the previous step's token.
+    Placed last in the processor list, after our own temperature and top-p warpers, it sees the distribution that
+    is sampled from. The token sampled appears in `input_ids` at the next call, so each call first scores the
+    previous step's token.
     """
 
     def __init__(self) -> None:
@@ -73,10 +75,15 @@ class TransformersBackend:
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         recorder = SampledLogprobRecorder()
         greedy = params.temperature == 0
+        # The whole processing chain is ours and explicit: a model's generation_config defaults (top_k,
+        # repetition_penalty, its own temperature) would otherwise change the behaviour policy silently.
+        processors = [] if greedy else [TemperatureLogitsWarper(params.temperature)]
+        if not greedy and params.top_p < 1.0:
+            processors.append(TopPLogitsWarper(params.top_p))
         output = self.model.generate(
-            **encoded, do_sample=not greedy, temperature=None if greedy else params.temperature,
-            top_p=None if greedy else params.top_p, top_k=None, max_new_tokens=params.max_new_tokens,
-            num_return_sequences=params.n, logits_processor=LogitsProcessorList([recorder]),
+            **encoded, do_sample=not greedy, temperature=1.0, top_p=1.0, top_k=0, repetition_penalty=1.0,
+            max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
+            logits_processor=LogitsProcessorList([*processors, recorder]),
             eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
         )
         generated = output[:, encoded["input_ids"].shape[1]:].cpu()
