@@ -1,0 +1,77 @@
+"""The demo end to end in a temporary directory, then a partial rerun plan after one hyper-parameter changes."""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import ROOT, load_config, plan_jobs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo")
+    command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(ROOT / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(ROOT / "config/demo.yaml"),
+               "--profile", str(ROOT / "profiles/local")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workdir / load_config("demo.yaml")["results_dir"]
+
+
+def test_results_table(demo_run):
+    cfg = load_config("demo.yaml")
+    table = pd.read_csv(demo_run / "tables/tiny.csv", index_col=0)
+    assert table.index.tolist() == [m["label"] for m in cfg["methods"].values()]
+    assert table.columns.tolist() == [*cfg["benchmarks"], "Average"]
+    assert table.notna().all().all() and ((table >= 0) & (table <= 100)).all().all()
+    markdown = (demo_run / "tables/tiny.md").read_text()
+    assert "DR+IS" in markdown and "avg@4" in markdown
+
+
+def test_rewritten_dataset_has_all_three_sources(demo_run):
+    problems = pd.read_parquet(next((demo_run / "problems").glob("*.parquet")))
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/rewritten.parquet")
+    stats = json.loads((demo_run / "datasets/tiny/rewritten.stats.json").read_text())
+    assert sorted(dataset["id"]) == sorted(problems["id"]), "every problem exactly once"
+    counts = Counter(dataset["source"])
+    assert stats["sources"] == {s: counts[s] for s in ("self", "guided", "expert")}
+    assert all(counts[s] > 0 for s in ("self", "guided", "expert")), counts
+    sampled = dataset[dataset["source"] != "expert"]
+    assert sampled["behaviour_logprobs"].map(len).eq(sampled["completion_token_ids"].map(len)).all()
+    assert not dataset["prompt"].str.contains("reference solution").any(), "the hint leaked into training"
+    guided = dataset[dataset["source"] == "guided"]
+    assert guided["sampled_with"].str.contains("reference solution").all()
+    assert set(stats["self_samples"]["grader_status"]) <= {"correct", "wrong", "no_answer", "unparsable",
+                                                            "timeout", "no_gold"}
+    expert = pd.read_parquet(demo_run / "datasets/tiny/expert.parquet")
+    assert set(expert["source"]) == {"expert"}
+
+
+def test_checkpoints_and_metrics(demo_run):
+    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
+        log = json.loads((demo_run / f"checkpoints/tiny/{method}/training_log.json").read_text())
+        assert log["summary"]["global_steps"] > 0
+    is_log = json.loads((demo_run / "checkpoints/tiny/dr_is/training_log.json").read_text())
+    assert any("weight_var/self" in entry for entry in is_log["log_history"])
+    metrics = json.loads((demo_run / "eval/tiny/base/arith_test/metrics.json").read_text())
+    assert metrics["n"] == 4 and sum(metrics["grader_status"].values()) == 4 * metrics["problems"]
+
+
+def test_partial_rerun_after_one_training_change(demo_run):
+    """Changing one method's learning rate plans only its training, its evaluations and the report."""
+    cfg = load_config("demo.yaml")
+    assert Counter(job.rule.name for job in plan_jobs(cfg, demo_run.parents[1])) == Counter(), "demo is complete"
+    cfg["methods"]["dr_dft"]["training"] = {"learning_rate": 5e-4}
+    jobs = plan_jobs(cfg, demo_run.parents[1])
+    benches, shards = len(cfg["benchmarks"]), cfg["evaluation"]["shards"]
+    assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": benches * shards,
+                                                      "evaluate_judge": benches, "report": 1, "all": 1}
+    assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate"))} == {
+        "dr_dft"}

@@ -1,0 +1,143 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from mindthegap import training
+from mindthegap.io import write_parquet
+
+PROMPT = "<|im_start|>user\nWhat is 1 + 2?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_token_weights():
+    logp = torch.log(torch.tensor([[0.5, 0.25, 0.1]]))
+    behaviour = torch.log(torch.tensor([[0.25, 0.5, 0.01]]))
+    has = torch.tensor([[1, 1, 0]])
+    assert torch.equal(training.token_weights("sft", logp, behaviour, has), torch.ones(1, 3))
+    assert torch.allclose(training.token_weights("dft", logp, behaviour, has), torch.tensor([[0.5, 0.25, 0.1]]))
+    weights = training.token_weights("is", logp, behaviour, has, is_clip=1.5, expert_weight="dft")
+    assert torch.allclose(weights, torch.tensor([[1.5, 0.5, 0.1]]))  # clipped, ratio, DFT stand-in
+    weights = training.token_weights("is", logp, behaviour, has, is_clip=10, expert_weight="sft")
+    assert torch.allclose(weights, torch.tensor([[2.0, 0.5, 1.0]]))
+    with pytest.raises(ValueError, match="unknown loss 'ppo'"):
+        training.token_weights("ppo", logp, behaviour, has)
+
+
+def test_weights_carry_no_gradient():
+    logp = torch.log(torch.tensor([[0.5, 0.25]])).requires_grad_()
+    loss = training.weighted_nll(logp, training.token_weights("dft", logp, logp, torch.ones(1, 2)),
+                                 torch.ones(1, 2), None)
+    loss.backward()
+    # d/dlogp of sg(p) * -logp / N = -p / N
+    assert torch.allclose(logp.grad, torch.tensor([[-0.25, -0.125]]))
+
+
+def test_sft_weighting_is_plain_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    labels = torch.randint(0, 7, (2, 5))
+    mask = torch.tensor([[0, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
+    logp = torch.log_softmax(logits, -1).gather(2, labels[..., None]).squeeze(2)
+    ours = training.weighted_nll(logp, torch.ones_like(logp), mask, None)
+    reference = torch.nn.functional.cross_entropy(logits[mask.bool()], labels[mask.bool()])
+    assert torch.allclose(ours, reference)
+
+
+def test_encode_row_aligns_behaviour_logprobs_and_truncates_every_column(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt_len = len(tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
+    sampled = {"id": "a", "prompt": PROMPT, "completion": "x", "completion_token_ids": [5, 6, 2],
+               "behaviour_logprobs": [-0.5, -0.25, -0.1], "source": "self"}
+    row = training.encode_row(sampled, tokenizer, None)
+    assert row["input_ids"][prompt_len:] == [5, 6, 2]
+    assert row["labels"][:prompt_len] == [-100] * prompt_len and row["labels"][prompt_len:] == [5, 6, 2]
+    assert row["behaviour_logprobs"][prompt_len:] == [-0.5, -0.25, -0.1]
+    assert row["behaviour_mask"] == [0] * prompt_len + [1, 1, 1]
+    short = training.encode_row(sampled, tokenizer, prompt_len + 1)
+    assert {len(short[k]) for k in ("input_ids", "labels", "behaviour_logprobs", "behaviour_mask")} == {prompt_len + 1}
+    expert = training.encode_row({"id": "b", "prompt": PROMPT, "completion": "3", "completion_token_ids": None,
+                                  "behaviour_logprobs": None, "source": "expert"}, tokenizer, None)
+    assert expert["input_ids"][-1] == tokenizer.eos_token_id and set(expert["behaviour_mask"]) == {0}
+    assert expert["source_code"] == training.SOURCE_CODES["expert"]
+    with pytest.raises(ValueError, match="3 tokens but 2 log-probs"):
+        training.encode_row({**sampled, "behaviour_logprobs": [-1.0, -1.0]}, tokenizer, None)
+
+
+def _rows(tokenizer):
+    sources = ["self", "guided", "expert", "expert"]
+    rows = []
+    for i, source in enumerate(sources):
+        completion = f"{i} + 1 = {i + 1}.\nThe answer is \\boxed{{{i + 1}}}."
+        ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        sampled = source != "expert"
+        rows.append({"id": f"p{i}", "prompt": PROMPT, "completion": completion,
+                     "completion_token_ids": ids if sampled else None,
+                     "behaviour_logprobs": [-1.0] * len(ids) if sampled else None, "source": source})
+    return rows
+
+
+def _trainer(tiny_model_dir, tmp_path, **kwargs):
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = Dataset.from_list([training.encode_row(r, tokenizer, 128) for r in _rows(tokenizer)])
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, report_to="none", use_cpu=True,
+                     remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
+                     loss_type=kwargs.pop("loss_type", "nll"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    cls = training._trainer_class() if "loss" in kwargs else SFTTrainer
+    trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                  data_collator=training.WeightedCollator(tokenizer.pad_token_id), **kwargs)
+    batch = training.WeightedCollator(tokenizer.pad_token_id)([data[i] for i in range(len(data))])
+    return trainer, batch
+
+
+@pytest.mark.parametrize("ours,trl_type", [("dft", "dft"), ("sft", "nll")])
+def test_losses_equal_trl_builtin(tiny_model_dir, tmp_path, ours, trl_type):
+    """Our weighted loss reproduces TRL's own nll and dft losses on the same batch."""
+    mine, batch = _trainer(tiny_model_dir, tmp_path / "ours", loss=ours)
+    reference, _ = _trainer(tiny_model_dir, tmp_path / "trl", loss_type=trl_type)
+    mine.model.train(), reference.model.train()
+    num_items = (batch["labels"][:, 1:] != -100).sum()
+    ours_loss = mine.compute_loss(mine.model, dict(batch), num_items_in_batch=num_items)
+    trl_inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    trl_loss = reference.compute_loss(reference.model, trl_inputs, num_items_in_batch=num_items)
+    assert torch.allclose(ours_loss, trl_loss, atol=1e-6)
+
+
+def test_is_weights_logged_per_source(tiny_model_dir, tmp_path):
+    trainer, batch = _trainer(tiny_model_dir, tmp_path, loss="is", is_clip=2.0, expert_weight="dft")
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    assert torch.isfinite(loss)
+    logged = trainer._metrics["train"]
+    for source in ("self", "guided", "expert"):
+        assert f"weight_mean/{source}" in logged
+    assert logged["weight_mean/self"][0] <= 2.0  # the clip
+
+
+HPARAMS = {"learning_rate": 1e-3, "global_batch_size": 2, "per_device_batch_size": 2, "max_length": 128,
+           "epochs": 1, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "weight_decay": 0.01, "adam_beta1": 0.9,
+           "adam_beta2": 0.95, "max_grad_norm": 1.0, "bf16": False, "save_steps": 1, "seed": 0, "loss": "is",
+           "is_clip": 2.0, "is_expert_weight": "dft", "logging_steps": 1, "disable_tqdm": True}
+
+
+def test_train_publishes_a_model_and_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    dataset = tmp_path / "data.parquet"
+    write_parquet(pd.DataFrame(_rows(tokenizer)), dataset)
+    work, out = tmp_path / "work", tmp_path / "out"
+    first = training.train(str(dataset), str(tiny_model_dir), str(out), str(work), {**HPARAMS, "max_steps": 1})
+    assert first["global_steps"] == 1 and first["resumed_from"] is None
+    assert (work / "checkpoint-1").is_dir()
+    # A requeued job with the same work dir continues from checkpoint-1 instead of starting over.
+    second = training.train(str(dataset), str(tiny_model_dir), str(out), str(work), {**HPARAMS, "max_steps": 2})
+    assert second["resumed_from"].endswith("checkpoint-1") and second["global_steps"] == 2
+    log = json.loads((out / "training_log.json").read_text())
+    assert any("weight_mean/self" in entry for entry in log["log_history"])
+    assert AutoModelForCausalLM.from_pretrained(out) is not None
+    assert math.isfinite(second["train_loss"])
