@@ -113,8 +113,8 @@ def prompt_spec(wildcards):
 
 
 def verified_shards(phase):
-    # gather.sample() fills {scatteritem} and keeps the doubled-brace {model} as a wildcard
-    return gather.sample(RESULTS + "/verified/{{model}}/" + phase + "/{scatteritem}.parquet")
+    # gather.sample() fills {scatteritem}; {model} reaches it doubled ({{model}}) and stays a wildcard
+    return gather.sample(f"{RESULTS}/verified/{{{{model}}}}/{phase}/{{scatteritem}}.parquet")
 
 
 # --- rewriting and training -------------------------------------------------------------------------------
@@ -177,8 +177,11 @@ def evaluation_params(wildcards):
 
 
 def report_inputs(wildcards):
-    return expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json",
-                  method=list(config["methods"]), bench=list(config["benchmarks"]))
+    return {
+        "metrics": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json",
+                          method=list(config["methods"]), bench=list(config["benchmarks"])),
+        "checkpoints": expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods()),
+    }
 
 
 def method_labels():

@@ -23,6 +23,7 @@ rule evaluate_sample:
         gpu=sampling_gpus("evaluation"),
         gpu_model=RES["gpu_model"],
         tasks_per_gpu=0,
+        slurm_extra=requeue_flag(),  # resumable: SLURM may requeue it (other rules: --no-requeue)
         slurm_partition=RES["gpu_partition"],
         slurm_account=RES["account"],
         runtime=scaled(RES["evaluation_runtime_min"]),
@@ -35,7 +36,9 @@ rule evaluate_sample:
 
 rule evaluate_judge:
     input:
-        samples=gather.evaluate(RESULTS + "/eval/{{model}}/{{method}}/{{bench}}/samples/{scatteritem}.parquet"),
+        samples=gather.evaluate(
+            f"{RESULTS}/eval/{{{{model}}}}/{{{{method}}}}/{{{{bench}}}}/samples/{{scatteritem}}.parquet"
+        ),
         benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
     output:
         verdicts=f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/verdicts.parquet",

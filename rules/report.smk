@@ -3,7 +3,7 @@
 
 rule report:
     input:
-        report_inputs,
+        unpack(report_inputs),
     output:
         markdown=report(f"{RESULTS}/tables/{{model}}.md", caption="../report/table.rst", category="Results"),
         csv=f"{RESULTS}/tables/{{model}}.csv",

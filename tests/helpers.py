@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,3 +30,6 @@ def load_config(name: str) -> dict:
     import yaml
 
     return yaml.safe_load((ROOT / "config" / name).read_text())
+
+# The snakemake of the environment running the tests (the project's .venv under `make test`).
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

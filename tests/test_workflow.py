@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from helpers import ROOT, load_config, plan_jobs
+from helpers import ROOT, SNAKEMAKE, load_config, plan_jobs
 
 GPU_RULES = {"sample", "evaluate_sample", "train"}
 CPU_RULES = {"prepare_problems", "prepare_benchmark", "verify", "split_self", "rewrite", "evaluate_judge", "report"}
@@ -71,7 +71,7 @@ def test_slurm_profile_plans_the_paper_grid_from_the_command_line(tmp_path):
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
     assert "gpus" not in str(profile.get("default-resources", {}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([str(ROOT / ".venv/bin/snakemake"), "-n", "--profile", "profiles/slurm", "--quiet",
+    result = subprocess.run([SNAKEMAKE, "-n", "--profile", "profiles/slurm", "--quiet",
                              "rules"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "total" in result.stdout and "389" in result.stdout
@@ -81,3 +81,10 @@ def test_demo_config_plans_every_stage(tmp_path):
     counts = Counter(job.rule.name for job in plan_jobs(load_config("demo.yaml"), tmp_path))
     assert counts["build_demo_model"] == 1 and counts["train"] == 5 and counts["report"] == 1
     assert counts["sample"] == 2 * load_config("demo.yaml")["sampling"]["shards"]
+
+
+def test_workflow_passes_snakemake_lint():
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, (
+        result.stdout[-3000:])

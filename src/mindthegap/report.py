@@ -45,10 +45,30 @@ def results_table(metric_files: list[str | Path], methods: dict[str, str], bench
 
 
 def write_tables(table: pd.DataFrame, model: str, n: int, markdown: str | Path, csv: str | Path,
-                 latex: str | Path) -> None:
+                 latex: str | Path, diagnostics: pd.DataFrame | None = None) -> None:
     from mindthegap.io import write_text
 
     write_text(table.round(2).to_csv(), csv)
-    header = f"### {model}: avg@{n} accuracy (%)\n\n"
-    write_text(header + table.to_markdown(floatfmt=".1f") + "\n", markdown)
+    text = f"### {model}: avg@{n} accuracy (%)\n\n" + table.to_markdown(floatfmt=".1f") + "\n"
+    if diagnostics is not None and len(diagnostics):
+        text += ("\n### Training: token weights per source (w = 1 for SFT; p for DFT; clipped ratio for IS)\n\n"
+                 + diagnostics.to_markdown(floatfmt=".4g") + "\n")
+    write_text(text, markdown)
     write_text(table.to_latex(float_format="%.1f", caption=f"{model}: avg@{n} accuracy (\\%)"), latex)
+
+
+def training_diagnostics(checkpoints: dict[str, str | Path], labels: dict[str, str]) -> pd.DataFrame:
+    """Per trained method: steps, mean training loss, and the token-weight statistics per source (averaged over
+    the logged steps). Under IS, the weight variance per source is the quantity the paper says rewriting shrinks."""
+    rows = []
+    for method, directory in checkpoints.items():
+        record = json.loads((Path(directory) / "training_log.json").read_text())
+        logged = [entry for entry in record["log_history"] if "loss" in entry]
+        row = {"Method": labels[method], "steps": record["summary"]["global_steps"],
+               "train loss": record["summary"]["train_loss"]}
+        keys = sorted({key for entry in logged for key in entry if key.startswith("weight_")})
+        for key in keys:
+            values = [entry[key] for entry in logged if key in entry]
+            row[key.replace("weight_", "w ").replace("/", " ")] = sum(values) / len(values)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Method")

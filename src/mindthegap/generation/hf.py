@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import torch
@@ -10,6 +9,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, 
                           TemperatureLogitsWarper, TopPLogitsWarper)
 
 from mindthegap.generation import Completion, SamplingParams
+from mindthegap.generation.seeding import prompt_seed
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,6 @@ class SampledLogprobRecorder(LogitsProcessor):
         return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
 
 
-def batch_seed(base_seed: int, key: str) -> int:
-    """A stable seed for one batch, independent of how the problems were sharded or resumed."""
-    return int.from_bytes(hashlib.sha256(f"{base_seed}:{key}".encode()).digest()[:4], "little")
-
-
 class TransformersBackend:
     def __init__(self, model: str, *, revision: str | None = None, batch_size: int = 8, dtype: str = "auto",
                  device: str | None = None, stop_tokens: list[str] | None = None) -> None:
@@ -66,7 +61,7 @@ class TransformersBackend:
         results: list[list[Completion]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = prompts[start: start + self.batch_size]
-            results.extend(self._sample_batch(batch, params, batch_seed(params.seed, batch[0] + str(start))))
+            results.extend(self._sample_batch(batch, params, prompt_seed(params.seed, batch[0])))
         return results
 
     @torch.inference_mode()

@@ -9,6 +9,7 @@ backend records.
 from __future__ import annotations
 
 from mindthegap.generation import Completion, SamplingParams
+from mindthegap.generation.seeding import prompt_seed
 
 
 class VLLMBackend:
@@ -27,13 +28,17 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         tokenizer = self.llm.get_tokenizer()
-        sampling = VSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                                   max_tokens=params.max_new_tokens, seed=params.seed, logprobs=0,
-                                   stop=self.stop_tokens or None, skip_special_tokens=True)
+        # Stop on token ids, not strings: special tokens are skipped in the text, so a stop string never matches.
+        stop_ids = sorted({tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids(self.stop_tokens)})
+        # One seed per prompt: the same seed on every request would correlate the draws across problems.
+        seeds = [prompt_seed(params.seed, prompt) for prompt in prompts]
+        sampling = [VSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                                    max_tokens=params.max_new_tokens, seed=seed, logprobs=0,
+                                    stop_token_ids=stop_ids, skip_special_tokens=True) for seed in seeds]
         # Token prompts: the chat template already holds the special tokens, so nothing is added twice.
         requests = [TokensPrompt(prompt_token_ids=tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         outputs = self.llm.generate(requests, sampling, use_tqdm=True)
-        return [[self._completion(o, params.seed) for o in request.outputs] for request in outputs]
+        return [[self._completion(o, seed) for o in request.outputs] for request, seed in zip(outputs, seeds)]
 
     @staticmethod
     def _completion(output, seed: int) -> Completion:
