@@ -51,3 +51,18 @@ def test_evaluation_metrics_and_table(tmp_path):
     assert "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
     missing = results_table(files[:1], {"base": "Base"}, ["b1", "b2"])
     assert math.isnan(missing.loc["Base", "Average"])
+
+
+def test_training_diagnostics_average_the_logged_weight_stats(tmp_path):
+    from mindthegap.report import training_diagnostics
+
+    run = tmp_path / "dr_is"
+    run.mkdir()
+    history = [{"loss": 1.0, "weight_var/self": 0.1, "weight_var/expert": 0.4},
+               {"loss": 0.5, "weight_var/self": 0.3, "weight_var/expert": 0.2}, {"train_runtime": 3.0}]
+    (run / "training_log.json").write_text(json.dumps({"summary": {"global_steps": 2, "train_loss": 0.75},
+                                                       "log_history": history}))
+    table = training_diagnostics({"dr_is": run}, {"dr_is": "DR+IS"})
+    assert table.loc["DR+IS", "w var self"] == pytest.approx(0.2)
+    assert table.loc["DR+IS", "w var expert"] == pytest.approx(0.3)
+    assert table.loc["DR+IS", "steps"] == 2
