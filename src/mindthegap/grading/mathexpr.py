@@ -399,27 +399,34 @@ def parse(s: str) -> Node:
     return _Parser(toks).parse()
 
 
+def _children(n: Node) -> list[Node]:
+    """The sub-expressions of one node (a sum's bound variable is a name, not a child)."""
+    tag = n[0]
+    if tag in ("add", "mul"):
+        return list(n[1])
+    if tag in ("neg", "fact", "abs"):
+        return [n[1]]
+    if tag in ("div", "pow", "binom", "root", "log"):
+        return [n[1], n[2]]
+    if tag == "func":
+        return [n[2]]
+    if tag == "sum":
+        return [n[2], n[3], n[4]]
+    return []
+
+
 def free_vars(node: Node, acc: set | None = None) -> set:
     if acc is None:
         acc = set()
     stack = [node]
     while stack:
         n = stack.pop()
-        tag = n[0]
-        if tag == "var":
+        if n[0] == "var":
             acc.add(n[1])
-        elif tag in ("add", "mul"):
-            stack.extend(n[1])
-        elif tag in ("neg", "fact", "abs"):
-            stack.append(n[1])
-        elif tag in ("div", "pow", "binom", "root", "log"):
-            stack.append(n[1])
-            stack.append(n[2])
-        elif tag == "func":
-            stack.append(n[2])
-        elif tag == "sum":
-            inner = free_vars(n[4]) - {n[1]}
-            acc |= inner | free_vars(n[2]) | free_vars(n[3])
+        elif n[0] == "sum":  # the summation index is bound inside the body
+            acc |= (free_vars(n[4]) - {n[1]}) | free_vars(n[2]) | free_vars(n[3])
+        else:
+            stack.extend(_children(n))
     return acc
 
 
@@ -427,21 +434,9 @@ def has_decimal(node: Node) -> bool:
     stack = [node]
     while stack:
         n = stack.pop()
-        tag = n[0]
-        if tag == "num":
-            if "." in n[1] or "e" in n[1].lower():
-                return True
-        elif tag in ("add", "mul"):
-            stack.extend(n[1])
-        elif tag in ("neg", "fact", "abs"):
-            stack.append(n[1])
-        elif tag in ("div", "pow", "binom", "root", "log"):
-            stack.append(n[1])
-            stack.append(n[2])
-        elif tag == "func":
-            stack.append(n[2])
-        elif tag == "sum":
-            stack.extend([n[2], n[3], n[4]])
+        if n[0] == "num" and ("." in n[1] or "e" in n[1].lower()):
+            return True
+        stack.extend(_children(n))
     return False
 
 
