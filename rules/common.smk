@@ -24,6 +24,16 @@ wildcard_constraints:
 RESULTS = config["results_dir"]
 
 
+def canonical(value):
+    """A params value with its dict keys sorted: Snakemake compares params by their text, so key order alone
+    (e.g. a config rewritten by a YAML tool) must not trigger a rerun."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 # --- models ---------------------------------------------------------------------------------------------
 
 
@@ -51,7 +61,7 @@ def model_revision(wildcards):
 
 
 def demo_model_params(wildcards):
-    return {**config["demo_model"], "guided_template": guided_template()}
+    return canonical({**config["demo_model"], "guided_template": guided_template()})
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -66,7 +76,7 @@ def source_spec(spec):
     spec = copy.deepcopy(spec)
     if "path" in spec:
         spec["path"] = spec["path"].format(benchmark_root=config["benchmark_root"])
-    return spec
+    return canonical(spec)
 
 
 def benchmark_spec(wildcards):
@@ -91,7 +101,7 @@ def sample_inputs(wildcards):
 
 def sampling_params(wildcards):
     phase = config["sampling"][wildcards.phase]
-    return {key: phase[key] for key in ("n", "temperature", "top_p", "max_new_tokens", "seed")}
+    return {key: phase[key] for key in ("max_new_tokens", "n", "seed", "temperature", "top_p")}
 
 
 def backend_options(section, wildcards):
@@ -102,7 +112,7 @@ def backend_options(section, wildcards):
         options["tensor_parallel_size"] = config["sampling"].get("tensor_parallel_size", 1)
         if cfg.get("max_model_len"):
             options["max_model_len"] = cfg["max_model_len"]
-    return options
+    return canonical(options)
 
 
 def prompt_spec(wildcards):
@@ -172,8 +182,7 @@ def run_model_revision(wildcards):
 
 def evaluation_params(wildcards):
     cfg = config["evaluation"]
-    return {"n": cfg["n"], "temperature": cfg["temperature"], "top_p": cfg["top_p"],
-            "max_new_tokens": cfg["max_new_tokens"], "seed": cfg["seed"]}
+    return {key: cfg[key] for key in ("max_new_tokens", "n", "seed", "temperature", "top_p")}
 
 
 def report_inputs(wildcards):

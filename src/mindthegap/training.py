@@ -200,6 +200,7 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     if last:
         log.info("resuming training from %s", last)
     result = trainer.train(resume_from_checkpoint=last)
+    trainer.model.config.use_cache = True  # training turns the KV cache off; generation from this model wants it
     trainer.save_model(output_dir)
     tokenizer.save_pretrained(output_dir)
     summary = {"train_loss": result.training_loss, "global_steps": trainer.state.global_step,
