@@ -68,6 +68,8 @@ def test_partial_rerun_after_one_training_change(demo_run):
     """Changing one method's learning rate plans only its training, its evaluations and the report."""
     cfg = load_config("demo.yaml")
     assert Counter(job.rule.name for job in plan_jobs(cfg, demo_run.parents[1])) == Counter(), "demo is complete"
+    reordered = {**cfg, "problems": dict(reversed(list(cfg["problems"].items())))}
+    assert plan_jobs(reordered, demo_run.parents[1]) == [], "key order alone must not rerun anything"
     cfg["methods"]["dr_dft"]["training"] = {"learning_rate": 5e-4}
     jobs = plan_jobs(cfg, demo_run.parents[1])
     benches, shards = len(cfg["benchmarks"]), cfg["evaluation"]["shards"]
