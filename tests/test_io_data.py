@@ -41,6 +41,16 @@ def test_problems_from_parquet_with_limit(tmp_path):
     assert len(frame) == 2
 
 
+def test_problems_through_the_datasets_library(tmp_path):
+    """The hub code path (datasets.load_dataset), fed a local file through its generic json loader."""
+    path = tmp_path / "numina.jsonl"
+    rows = [{"problem": f"p{i}", "solution": f"so \\boxed{{{i}}}", "source": "x"} for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"source": "hf", "path": "json", "data_files": str(path), "split": "train", "limit": 3}
+    frame = data.load_problems(spec, "numina")
+    assert frame["answer"].tolist() == ["0", "1", "2"]
+
+
 def test_bad_row_error_names_file_row_and_field(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"problem": "a", "solution": "s"}\n{"problem": "", "solution": "s"}\n')

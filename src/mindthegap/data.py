@@ -20,7 +20,8 @@ BENCHMARK_COLUMNS = ["id", "problem", "answer", "solution"]
 def load_rows(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Raw rows of one source and a name for it in error messages.
 
-    spec keys: source (hf | local | synthetic), path, and for hf: revision, split, name (subset);
+    spec keys: source (hf | local | synthetic), path, and for hf: revision, split, name (subset), data_files
+    (for the hub's generic loaders such as path "json" or "parquet");
     limit keeps the first N rows (the paper uses NuminaMath-CoT's first 50k).
     """
     source = spec.get("source")
@@ -45,7 +46,8 @@ def _load_hub(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     split = spec.get("split", "train")
     if spec.get("limit"):
         split = f"{split}[:{int(spec['limit'])}]"  # download-side slicing: only what is used is materialised
-    dataset = datasets.load_dataset(spec["path"], spec.get("name"), revision=spec.get("revision"), split=split)
+    dataset = datasets.load_dataset(spec["path"], spec.get("name"), revision=spec.get("revision"), split=split,
+                                    data_files=spec.get("data_files"))
     return f"hf:{spec['path']}@{spec.get('revision')}/{split}", list(dataset)
 
 
