@@ -1,5 +1,7 @@
-# Weighted SFT with TRL (loss sft | dft | is). Checkpoints go to a work directory outside the declared output, so a
-# requeued or retried job resumes from its last checkpoint; the final model is then published as the output.
+# Weighted SFT with TRL (loss sft | dft | is). One process on one GPU; `accelerate launch` (one process per GPU,
+# envs/accelerate/<training_strategy>.yaml) on several; `srun` + one `accelerate launch` per node on several nodes
+# (src/mindthegap/launch.py). Checkpoints go to a work directory outside the declared output, so a requeued or
+# retried job resumes from its last checkpoint; the final model is then published as the output.
 
 
 rule train:
@@ -17,15 +19,9 @@ rule train:
         revision=model_revision,
         hparams=training_hparams_json,
         work_dir=f"{RESULTS}/work/checkpoints/{{model}}/{{method}}",
-    threads: 2
+    threads: RES["training_threads"]
     resources:
-        gpu=RES["training_gpus"],
-        gpu_model=RES["gpu_model"],
-        tasks_per_gpu=0,
-        slurm_partition=RES["gpu_partition"],
-        slurm_account=RES["account"],
-        runtime=scaled(RES["training_runtime_min"]),
-        mem_mb=scaled_mem(RES["gpu_mem_mb"]),
+        **training_resources(),
     conda:
         "../envs/training.yaml"
     script:

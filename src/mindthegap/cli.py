@@ -12,7 +12,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mindthegap", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
     grading_cli.add_parser(verbs)
+    _add_train_parser(verbs)
     return parser
+
+
+def _add_train_parser(verbs) -> None:
+    """`mindthegap train`: one training process (`accelerate launch` starts one per GPU; see mindthegap.launch)."""
+    train = verbs.add_parser("train", help="weighted SFT of one method (one process; resumes from --work-dir)")
+    train.add_argument("--dataset", required=True, help="training dataset (parquet)")
+    train.add_argument("--model", required=True, help="model path or hub id")
+    train.add_argument("--output", required=True, help="directory of the final model")
+    train.add_argument("--work-dir", required=True, help="resumable Trainer checkpoints")
+    train.add_argument("--hparams", required=True, help="hyper-parameters as JSON")
+    train.add_argument("--revision", default=None)
+    train.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    import json
+    import logging
+
+    from mindthegap.training import train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    summary = train(args.dataset, args.model, args.output, args.work_dir, json.loads(args.hparams),
+                    revision=args.revision)
+    logging.info("done: %s", summary)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
