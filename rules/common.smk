@@ -222,3 +222,25 @@ def scaled_mem(mb):
 
 def sampling_gpus(section):
     return config["sampling"].get("tensor_parallel_size", 1) if config[section]["backend"] == "vllm" else 1
+
+
+def requeue_flag():
+    """sbatch flag of the resumable rules (sample, evaluate_sample, train): they continue from their chunks or their
+    last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
+    `--no-requeue` from the profile's default-resources (a requeued job restarts from scratch)."""
+    return "--requeue" if RES["requeue"] else "--no-requeue"
+
+
+def training_resources():
+    """sbatch resources of one training job. One node: `--gpus=[model:]N`. Several nodes (`training_nodes` > 1):
+    `--nodes`, one task per node (`mpi` makes the jobstep run the script on the first node, which starts one
+    `accelerate launch` per node through srun) and `--gpus-per-node`; `gpus_per_node` tells the script the layout."""
+    gpus, nodes = RES["training_gpus"], RES["training_nodes"]
+    common = dict(gpus_per_node=gpus, training_strategy=RES["training_strategy"],
+                  slurm_partition=RES["gpu_partition"], slurm_account=RES["account"],
+                  runtime=scaled(RES["training_runtime_min"]), mem_mb=scaled_mem(RES["gpu_mem_mb"]))
+    if nodes == 1:
+        return dict(gpu=gpus, gpu_model=RES["gpu_model"], tasks_per_gpu=0, slurm_extra=requeue_flag(), **common)
+    model = f"{RES['gpu_model']}:" if RES["gpu_model"] else ""
+    return dict(nodes=nodes, tasks=nodes, mpi="srun",
+                slurm_extra=f"--gpus-per-node={model}{gpus} {requeue_flag()}", **common)

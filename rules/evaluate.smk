@@ -18,6 +18,7 @@ rule evaluate_sample:
         backend_options=lambda wc: backend_options("evaluation", wc),
         sampling=evaluation_params,
         prompt=lambda wc: {"kind": "eval", "template": model_cfg(wc.model)["eval_template"]},
+        chunk_size=config["evaluation"]["chunk_size"],
     threads: 2
     resources:
         gpu=sampling_gpus("evaluation"),

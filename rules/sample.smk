@@ -18,11 +18,13 @@ rule sample:
         backend_options=lambda wc: backend_options("sampling", wc),
         sampling=sampling_params,
         prompt=prompt_spec,
+        chunk_size=config["sampling"]["chunk_size"],
     threads: 2
     resources:
         gpu=sampling_gpus("sampling"),
         gpu_model=RES["gpu_model"],
         tasks_per_gpu=0,
+        slurm_extra=requeue_flag(),  # resumable: SLURM may requeue it (other rules: --no-requeue)
         slurm_partition=RES["gpu_partition"],
         slurm_account=RES["account"],
         runtime=scaled(RES["sampling_runtime_min"]),

@@ -25,5 +25,5 @@ def backend():
 
 
 summary = sample_to_parquet(problems, prompt_renderer(dict(params.prompt), params.model, params.revision), backend,
-                            SamplingParams(**params.sampling), snakemake.output[0])
+                            SamplingParams(**params.sampling), snakemake.output[0], chunk_size=params.chunk_size)
 logging.info("done: %s", summary)

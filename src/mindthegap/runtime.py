@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -17,6 +19,9 @@ def setup_logging(log_path: str | None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+    # where the job ran and on which devices (the SLURM tests check that GPU rules, and only they, were given GPUs)
+    logging.info("job environment: host=%s SLURM_JOB_ID=%s CUDA_VISIBLE_DEVICES=%s", socket.gethostname(),
+                 os.environ.get("SLURM_JOB_ID", ""), os.environ.get("CUDA_VISIBLE_DEVICES", ""))
 
 
 def parse_scatteritem(item: str) -> tuple[int, int]:

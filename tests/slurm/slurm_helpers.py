@@ -217,3 +217,36 @@ def squeue_jobs(name: str | None = None) -> list[dict[str, str]]:
         values = line.split("|")
         jobs.append({k: v.strip() for k, v in zip(SQUEUE_FIELDS, values)})
     return jobs
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the repository's own SLURM profile, adapted to the local test cluster
+
+REPO = HERE.parents[1]
+
+# What the test variant changes in profiles/slurm/config.yaml, and why (everything else is tested as shipped).
+CI_PROFILE_OVERRIDES = {
+    "jobs": 16,
+    "latency-wait": 5,
+    # the cluster keeps finished jobs for MinJobAge=600 s; the plugin needs MinJobAge >= 3 x this
+    "slurm-init-seconds-before-status-checks": 2,
+    "seconds-between-status-checks": 2,
+    "verbose": True,  # the plugin logs its sbatch calls at debug level only
+}
+
+
+def write_ci_profile(directory: Path, **overrides) -> Path:
+    """``profiles/slurm/config.yaml`` with CI_PROFILE_OVERRIDES (+ ``overrides``; ``_`` for ``-``) in ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.update(CI_PROFILE_OVERRIDES)
+    profile.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return directory
+
+
+def slurm_job(job_id) -> dict[str, str]:
+    """One job as ``scontrol show job -o`` shows it (``{}`` when slurmctld no longer knows it)."""
+    jobs = slurm_jobs([job_id])
+    return jobs[0] if jobs else {}
