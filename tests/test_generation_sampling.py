@@ -48,6 +48,19 @@ def test_sampling_is_seeded(backend):
     assert ids(first) != ids(other)
 
 
+def test_vllm_stays_optional():
+    import importlib.util
+    import subprocess
+    import sys
+
+    code = ("import sys, mindthegap.generation, mindthegap.sampling, mindthegap.training, mindthegap.rewrite; "
+            "assert 'vllm' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ImportError, match="backend: transformers"):
+            load_backend("vllm", "some/model")
+
+
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match="unknown sampling backend 'tgi'"):
         load_backend("tgi", "x")

@@ -16,7 +16,11 @@ class VLLMBackend:
     def __init__(self, model: str, *, revision: str | None = None, tensor_parallel_size: int = 1,
                  dtype: str = "bfloat16", gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
                  stop_tokens: list[str] | None = None, seed: int = 0, batch_size: int | None = None) -> None:
-        from vllm import LLM
+        try:
+            from vllm import LLM
+        except ImportError as err:
+            raise ImportError("the vllm sampling backend needs vLLM (envs/sampling.yaml, or pip install "
+                              "'mindthegap[vllm]'); on a machine without a GPU use backend: transformers") from err
 
         self.llm = LLM(model=model, revision=revision, tokenizer_revision=revision, dtype=dtype,
                        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
