@@ -200,6 +200,7 @@ def method_labels():
 def get_final_output():
     models = list(config["models"])
     outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
+    outputs.append(f"{RESULTS}/manifest.json")
     if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())

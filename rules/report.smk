@@ -19,3 +19,17 @@ rule report:
         "../envs/cpu.yaml"
     script:
         "../scripts/report.py"
+
+
+rule manifest:
+    input:
+        expand(f"{RESULTS}/tables/{{model}}.csv", model=list(config["models"])),
+    output:
+        f"{RESULTS}/manifest.json",
+    log:
+        f"{RESULTS}/logs/manifest.log",
+    localrule: True
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/manifest.py"

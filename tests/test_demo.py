@@ -32,6 +32,8 @@ def test_results_table(demo_run):
     assert table.columns.tolist() == [*cfg["benchmarks"], "Average"]
     assert table.notna().all().all() and ((table >= 0) & (table <= 100)).all().all()
     markdown = (demo_run / "tables/tiny.md").read_text()
+    manifest = json.loads((demo_run / "manifest.json").read_text())
+    assert manifest["packages"]["trl"] and manifest["config"]["methods"] == cfg["methods"]
     assert "DR+IS" in markdown and "avg@4" in markdown
 
 

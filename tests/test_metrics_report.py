@@ -66,3 +66,12 @@ def test_training_diagnostics_average_the_logged_weight_stats(tmp_path):
     assert table.loc["DR+IS", "w var self"] == pytest.approx(0.2)
     assert table.loc["DR+IS", "w var expert"] == pytest.approx(0.3)
     assert table.loc["DR+IS", "steps"] == 2
+
+
+def test_provenance_records_versions_and_commit(tmp_path):
+    from mindthegap.report import provenance
+    from helpers import ROOT
+
+    record = provenance({"a": 1}, ["t.csv"], ROOT)
+    assert record["packages"]["torch"] and record["config"] == {"a": 1}
+    assert record["git_commit"] is None or len(record["git_commit"]) == 40

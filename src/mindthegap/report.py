@@ -72,3 +72,30 @@ def training_diagnostics(checkpoints: dict[str, str | Path], labels: dict[str, s
             row[key.replace("weight_", "w ").replace("/", " ")] = sum(values) / len(values)
         rows.append(row)
     return pd.DataFrame(rows).set_index("Method")
+
+
+PROVENANCE_PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "sympy",
+                       "latex2sympy2", "snakemake", "vllm", "mindthegap")
+
+
+def provenance(config: dict[str, Any], outputs: list[str], repo: str | Path) -> dict[str, Any]:
+    """What produced these results: the config, package versions, the code's git commit, the host."""
+    import platform
+    import subprocess
+    from datetime import datetime, timezone
+    from importlib import metadata
+
+    versions = {}
+    for package in PROVENANCE_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    git = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True)
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git.stdout.strip() or None, "git_dirty": bool(dirty.stdout.strip()) if git.stdout else None,
+        "python": platform.python_version(), "host": platform.node(), "packages": versions,
+        "outputs": outputs, "config": config,
+    }
