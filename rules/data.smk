@@ -7,7 +7,7 @@ rule build_demo_model:
     log:
         f"{RESULTS}/logs/build_demo_model/{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/build_demo_model/{{model}}.tsv"
+        f"{RESULTS}/timings/build_demo_model/{{model}}.tsv"
     params:
         settings=demo_model_params,
     threads: 2

@@ -10,7 +10,7 @@ rule evaluate_sample:
     log:
         f"{RESULTS}/logs/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.tsv"
+        f"{RESULTS}/timings/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.tsv"
     params:
         model=run_model_path,
         revision=run_model_revision,

@@ -10,7 +10,7 @@ rule sample:
     log:
         f"{RESULTS}/logs/sample/{{model}}/{{phase}}/{{scatteritem}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sample/{{model}}/{{phase}}/{{scatteritem}}.tsv"
+        f"{RESULTS}/timings/sample/{{model}}/{{phase}}/{{scatteritem}}.tsv"
     params:
         model=model_path,
         revision=model_revision,

@@ -13,7 +13,7 @@ rule train:
     log:
         f"{RESULTS}/logs/train/{{model}}/{{method}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}/{{method}}.tsv"
+        f"{RESULTS}/timings/train/{{model}}/{{method}}.tsv"
     params:
         model=model_path,
         revision=model_revision,

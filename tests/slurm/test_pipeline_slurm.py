@@ -197,8 +197,8 @@ def test_only_resumable_rules_requeue(slurm_run):
 
 
 # outputs whose content may differ between two runs: timings, logs, and the Trainer's speed figures
-VOLATILE_DIRS = {"logs", "benchmarks", "work"}
-VOLATILE_KEYS = re.compile(r"runtime|per_second|time|date|host", re.I)
+VOLATILE_DIRS = {"logs", "timings", "work"}
+VOLATILE_KEYS = re.compile(r"runtime|per_second|time|date|host|created", re.I)
 
 
 def _strip_volatile(value):
