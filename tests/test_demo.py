@@ -67,7 +67,7 @@ def test_checkpoints_and_metrics(demo_run):
 
 
 def test_partial_rerun_after_one_training_change(demo_run):
-    """Changing one method's learning rate plans only its training, its evaluations and the report."""
+    """Changing one method's learning rate plans only its training, its evaluations, the report and the manifest."""
     cfg = load_config("demo.yaml")
     assert Counter(job.rule.name for job in plan_jobs(cfg, demo_run.parents[1])) == Counter(), "demo is complete"
     reordered = {**cfg, "problems": dict(reversed(list(cfg["problems"].items())))}
@@ -76,6 +76,7 @@ def test_partial_rerun_after_one_training_change(demo_run):
     jobs = plan_jobs(cfg, demo_run.parents[1])
     benches, shards = len(cfg["benchmarks"]), cfg["evaluation"]["shards"]
     assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": benches * shards,
-                                                      "evaluate_judge": benches, "report": 1, "all": 1}
+                                                      "evaluate_judge": benches, "report": 1, "manifest": 1,
+                                                      "all": 1}
     assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate"))} == {
         "dr_dft"}
