@@ -99,9 +99,13 @@ def sample_inputs(wildcards):
     return inputs
 
 
+def sampling_settings(section):
+    """The SamplingParams fields of a config section (rewriting phase or evaluation), keys in a fixed order."""
+    return {key: section[key] for key in ("max_new_tokens", "n", "seed", "temperature", "top_p")}
+
+
 def sampling_params(wildcards):
-    phase = config["sampling"][wildcards.phase]
-    return {key: phase[key] for key in ("max_new_tokens", "n", "seed", "temperature", "top_p")}
+    return sampling_settings(config["sampling"][wildcards.phase])
 
 
 def backend_options(section, wildcards):
@@ -181,8 +185,7 @@ def run_model_revision(wildcards):
 
 
 def evaluation_params(wildcards):
-    cfg = config["evaluation"]
-    return {key: cfg[key] for key in ("max_new_tokens", "n", "seed", "temperature", "top_p")}
+    return sampling_settings(config["evaluation"])
 
 
 def report_inputs(wildcards):
