@@ -86,7 +86,7 @@ def _trainer(tiny_model_dir, tmp_path, **kwargs):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     data = Dataset.from_list([training.encode_row(r, tokenizer, 128) for r in _rows(tokenizer)])
     args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, report_to="none", use_cpu=True,
-                     activation_checkpointing=False,
+                     gradient_checkpointing=False,
                      remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
                      loss_type=kwargs.pop("loss_type", "nll"))
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -186,7 +186,7 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
         save_steps=hparams["save_steps"], save_total_limit=hparams.get("save_total_limit", 2),
         logging_steps=hparams.get("logging_steps", 10), report_to="none", remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True}, max_length=hparams["max_length"], packing=False,
-        activation_checkpointing=hparams.get("gradient_checkpointing", False), use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=hparams.get("gradient_checkpointing", False), use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=hparams.get("disable_tqdm", False),
     )
     network = AutoModelForCausalLM.from_pretrained(model, revision=revision,
