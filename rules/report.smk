@@ -1,9 +1,13 @@
-# Per-model results table: methods x benchmarks + average (avg@n, %), as Markdown, CSV and LaTeX.
+# Per-model results table: methods x benchmarks + average (the harness's mean_acc and the exact avg@n, %) beside
+# the paper's numbers, sample counts and training weights, as Markdown, CSV and LaTeX.
+
+PAPER_RESULTS = f"{workflow.basedir}/data/paper/main_results.csv"  # the paper's table (data/paper/PROVENANCE.md)
 
 
 rule report:
     input:
         unpack(report_inputs),
+        paper=PAPER_RESULTS,
     output:
         markdown=report(f"{RESULTS}/tables/{{model}}.md", caption="../report/table.rst", category="Results"),
         csv=f"{RESULTS}/tables/{{model}}.csv",
@@ -12,8 +16,9 @@ rule report:
         f"{RESULTS}/logs/report/{{model}}.log",
     params:
         methods=method_labels(),
+        extensions=extension_methods(),
+        model_names=model_names,
         benchmarks=list(config["benchmarks"]),
-        n=config["evaluation"]["n"],
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -1,4 +1,5 @@
-"""Judge a run's benchmark samples; write verdicts and metrics (avg@n, pass@n, maj@n, CI, grader status)."""
+"""Judge a run's benchmark samples; write verdicts and metrics (avg@n, the harness's mean_acc, pass@n, maj@n, CI,
+grader status, finish reasons)."""
 import logging
 
 import pandas as pd
@@ -14,6 +15,7 @@ judged = judge_samples(samples, read_parquet(snakemake.input.benchmark), workers
                        timeout=snakemake.params.timeout)
 wc = snakemake.wildcards
 result = evaluation_metrics(judged, model=wc.model, method=wc.method, benchmark=wc.bench)
-logging.info("%s/%s/%s: accuracy %.4f", wc.model, wc.method, wc.bench, result["accuracy"])
+logging.info("%s/%s/%s: avg@%d %.2f %%, mean_acc %.2f %%", wc.model, wc.method, wc.bench, result["n"],
+             100 * result["accuracy"], result["mean_acc"])
 write_parquet(judged, snakemake.output.verdicts)
 write_json(result, snakemake.output.metrics)

@@ -36,6 +36,14 @@ def test_grade_roundtrip(tmp_path, capsys):
     assert "correct=2" in capsys.readouterr().err
 
 
+def test_grade_list_order_follows_the_harness_unless_asked(tmp_path, capsys):
+    inp = _write(tmp_path / "in.jsonl", [{"gold": "1, -2", "pred": "\\boxed{-2, 1}"}])
+    assert main(["grade", str(inp)]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"] is False
+    assert main(["grade", str(inp), "--unordered-lists"]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"] is True
+
+
 def test_grade_to_stdout(tmp_path, capsys):
     inp = _write(tmp_path / "in.jsonl", [{"gold": "1", "pred": "1"}])
     assert main(["grade", str(inp)]) == 0

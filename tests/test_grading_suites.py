@@ -30,9 +30,15 @@ def test_mathverify_cases_agreement():
         if r.get("input_kind") != "string":
             g, p = _sympy_src_to_latex(g), _sympy_src_to_latex(p)
         pairs.append((g, p))
-    verdicts = judge_batch(pairs)
-    agree = sum(v.correct == bool(r["expected"]) for v, r in zip(verdicts, rows))
+    # Math-Verify's labels read a bare list "1, 2" as a set: judge them that way
+    as_sets = judge_batch(pairs, ordered_lists=False)
+    agree = sum(v.correct == bool(r["expected"]) for v, r in zip(as_sets, rows))
     assert agree / len(rows) >= 0.95, f"agreement {agree}/{len(rows)}"
+    # the harness's reading (the default: lists in order) rejects exactly the lists given in another order
+    in_order = judge_batch(pairs)
+    changed = [i for i, (a, b) in enumerate(zip(as_sets, in_order)) if a.correct != b.correct]
+    assert changed and all(as_sets[i].correct and not in_order[i].correct for i in changed)
+    assert all("," in in_order[i].extracted for i in changed), [in_order[i].extracted for i in changed]
 
 
 @pytest.mark.skipif(not MATH500.exists(), reason=f"shared data not found: {MATH500} (../shared is absent)")

@@ -4,8 +4,11 @@ import math
 import pandas as pd
 import pytest
 
+from helpers import ROOT, paper_config
 from mindthegap import metrics
-from mindthegap.report import evaluation_metrics, results_table, write_tables
+from mindthegap.io import DataError
+from mindthegap.report import (evaluation_metrics, paper_model, read_paper_results, results_table, sample_counts,
+                               write_tables)
 
 
 def test_avg_at_n_is_the_mean_over_all_samples_not_sample_zero():
@@ -30,27 +33,155 @@ def test_maj_at_k_and_ci():
     assert 0 <= low <= 0.5 <= high <= 1
 
 
-def test_evaluation_metrics_and_table(tmp_path):
-    judged = pd.DataFrame({"problem_id": ["a", "a", "b", "b"], "sample_idx": [0, 1, 0, 1],
-                           "correct": [True, False, False, False], "extracted": ["1", "2", None, "3"],
-                           "status": ["correct", "wrong", "no_answer", "wrong"], "finish_reason": ["stop"] * 4})
-    result = evaluation_metrics(judged, model="m", method="sft", benchmark="b1")
-    assert result["avg@2"] == pytest.approx(0.25) and result["pass@2"] == pytest.approx(0.5)
-    assert result["grader_status"] == {"correct": 1, "no_answer": 1, "wrong": 2}
+def test_harness_mean_acc_rounds_each_sample_column_then_averages():
+    # columns: 1/3 -> 33.3 and 2/3 -> 66.7; mean 50.0
+    assert metrics.harness_mean_acc([[True, True], [False, True], [False, False]]) == (50.0, [33.3, 66.7])
+    # 16 columns of 1/3: the harness says 33.3 where the exact avg@16 is 33.33...
+    thirds = [[True] * 16, [False] * 16, [False] * 16]
+    mean_acc, all_acc = metrics.harness_mean_acc(thirds)
+    assert all_acc == [33.3] * 16 and mean_acc == pytest.approx(33.3, abs=1e-12)
+    assert 100 * metrics.avg_at_n(thirds) - mean_acc == pytest.approx(1 / 30)
+
+
+def test_harness_mean_acc_rounds_half_to_even_as_numpy():
+    # Minerva Math has 272 problems: 17/272 = 6.25 % and 51/272 = 18.75 % are exact ties; the harness's
+    # np.round gives 6.2 and 18.8 (half to even), where rounding half up would give 6.3
+    column = [[i < 17, i < 51] for i in range(272)]
+    assert metrics.harness_mean_acc(column) == (12.5, [6.2, 18.8])
+
+
+def test_harness_mean_acc_pads_a_short_row_with_its_last_verdict():
+    assert metrics.harness_mean_acc([[True, False, True], [True]]) == (pytest.approx(250 / 3), [100.0, 50.0, 100.0])
+    mean_acc, all_acc = metrics.harness_mean_acc([])
+    assert math.isnan(mean_acc) and all_acc == []
+
+
+def _judged():
+    return pd.DataFrame({"problem_id": ["a", "a", "b", "b", "c", "c"], "sample_idx": [1, 0, 0, 1, 0, 1],
+                         "correct": [False, True, False, True, False, False],
+                         "extracted": ["2", "1", None, "3", "4", "4"],
+                         "status": ["wrong", "correct", "no_answer", "correct", "wrong", "wrong"],
+                         "finish_reason": ["stop", "stop", "length", "stop", "stop", "prompt_too_long"]})
+
+
+def test_evaluation_metrics_hold_mean_acc_beside_the_exact_avg():
+    result = evaluation_metrics(_judged(), model="m", method="sft", benchmark="b1")
+    assert result["avg@2"] == pytest.approx(1 / 3) and result["accuracy"] == result["avg@2"]
+    assert result["all_acc"] == [33.3, 33.3] and result["mean_acc"] == pytest.approx(33.3)
+    assert result["pass@2"] == pytest.approx(2 / 3) and result["samples"] == 6 and result["problems"] == 3
+    assert result["grader_status"] == {"correct": 2, "no_answer": 1, "wrong": 3}
+    assert result["finish_reason"] == {"length": 1, "prompt_too_long": 1, "stop": 4} and result["truncated"] == 1
+    json.dumps(result)  # plain JSON types only
+
+
+PAPER_CSV = ROOT / "data" / "paper" / "main_results.csv"
+SHARED_PAPER_CSV = ROOT.parent / "shared" / "data" / "paper" / "main_results.csv"
+
+
+def test_the_papers_numbers_are_in_the_repository():
+    paper = read_paper_results(PAPER_CSV)
+    assert len(paper) == 10 and paper[("Qwen2.5-Math-7B", "DR+DFT")]["average"] == 42.03
+    assert paper[("Llama-3.1-8B-Instruct", "Base")]["math500"] == 36.18
+    assert (ROOT / "data" / "paper" / "PROVENANCE.md").exists()
+    if SHARED_PAPER_CSV.exists():
+        assert PAPER_CSV.read_bytes() == SHARED_PAPER_CSV.read_bytes()
+
+
+def test_read_paper_results_names_the_bad_line(tmp_path):
+    bad = tmp_path / "paper.csv"
+    bad.write_text("model,method,math500,minerva_math,olympiadbench,aime24,amc23,average\nM,Base,1,2,x,4,5,3\n")
+    with pytest.raises(DataError, match=r"paper.csv, line 2"):
+        read_paper_results(bad)
+    bad.write_text("model,method,math500\nM,Base,1\n")
+    with pytest.raises(DataError, match="columns"):
+        read_paper_results(bad)
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["qwen25_math_7b", "Qwen/Qwen2.5-Math-7B"], "Qwen2.5-Math-7B"),
+    (["llama", "meta-llama/Llama-3.1-8B-Instruct"], "Llama-3.1-8B-Instruct"),
+    (["qwen25_math_7b", "results/rehearsal/models/qwen"], "Qwen2.5-Math-7B"),  # the config key alone
+    (["llama31_8b_instruct", None], "Llama-3.1-8B-Instruct"),
+    (["qwen_instruct", "Qwen/Qwen2.5-Math-7B-Instruct"], None),
+    (["tiny", None], None),
+])
+def test_paper_model_matches_hub_path_or_config_key(names, expected):
+    assert paper_model(names, ["Qwen2.5-Math-7B", "Llama-3.1-8B-Instruct"]) == expected
+
+
+def _metric_files(tmp_path, cells):
     files = []
-    for method, bench, acc in [("base", "b1", 0.1), ("base", "b2", 0.3), ("sft", "b1", 0.5), ("sft", "b2", 0.7)]:
+    for (method, bench), (accuracy, mean_acc) in cells.items():
         path = tmp_path / f"{method}-{bench}.json"
-        path.write_text(json.dumps({"method": method, "benchmark": bench, "accuracy": acc}))
+        path.write_text(json.dumps({
+            "method": method, "benchmark": bench, "n": 16, "accuracy": accuracy, "mean_acc": mean_acc,
+            "samples": 32, "truncated": 2, "finish_reason": {"length": 2, "stop": 29, "prompt_too_long": 1},
+            "grader_status": {"correct": 20, "wrong": 10, "no_answer": 2}}))
         files.append(path)
-    table = results_table(files, {"base": "Base", "sft": "SFT"}, ["b1", "b2"])
-    assert table.loc["SFT", "Average"] == pytest.approx(60.0)
-    assert table.index.tolist() == ["Base", "SFT"]
-    write_tables(table, "m", 2, tmp_path / "t.md", tmp_path / "t.csv", tmp_path / "t.tex")
-    assert "| SFT" in (tmp_path / "t.md").read_text()
-    assert pd.read_csv(tmp_path / "t.csv", index_col=0).loc["Base", "b2"] == pytest.approx(30.0)
-    assert "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
-    missing = results_table(files[:1], {"base": "Base"}, ["b1", "b2"])
-    assert math.isnan(missing.loc["Base", "Average"])
+    return files
+
+
+BENCHES = ["math500", "minerva_math", "olympiadbench", "aime24", "amc23"]
+METHODS = {"base": "Base", "dr_dft": "DR+DFT", "dr_is": "DR+IS"}
+
+
+def _paper_table(tmp_path):
+    cells = {(m, b): (0.4, 40.0 + i) for m in METHODS for i, b in enumerate(BENCHES)}
+    files = _metric_files(tmp_path, cells)
+    paper = read_paper_results(PAPER_CSV)
+    paper[("Qwen2.5-Math-7B", "DR+IS")] = dict(paper[("Qwen2.5-Math-7B", "Base")])  # must never be used
+    table = results_table(files, METHODS, BENCHES, paper=paper, model="Qwen2.5-Math-7B", extensions=["dr_is"])
+    return files, table
+
+
+def test_results_table_puts_the_paper_and_the_difference_under_each_method(tmp_path):
+    _, table = _paper_table(tmp_path)
+    rows = table.set_index(["Method", "Metric"])
+    assert list(rows.index) == [
+        ("Base", "mean_acc"), ("Base", "avg@16"), ("Base", "paper"), ("Base", "Δ"),
+        ("DR+DFT", "mean_acc"), ("DR+DFT", "avg@16"), ("DR+DFT", "paper"), ("DR+DFT", "Δ"),
+        ("DR+IS (ours)", "mean_acc"), ("DR+IS (ours)", "avg@16")]
+    assert rows.loc[("Base", "mean_acc"), "Average"] == pytest.approx(42.0)
+    assert rows.loc[("Base", "avg@16"), "math500"] == pytest.approx(40.0)
+    assert rows.loc[("Base", "paper"), "math500"] == 39.90 and rows.loc[("Base", "paper"), "Average"] == 21.67
+    assert rows.loc[("Base", "Δ"), "minerva_math"] == pytest.approx(41.0 - 14.43)
+    assert rows.loc[("DR+DFT", "Δ"), "Average"] == pytest.approx(42.0 - 42.03)
+    assert table.columns.tolist() == ["Method", "Metric", *BENCHES, "Average"]
+
+
+def test_results_table_without_the_papers_model_or_a_benchmark(tmp_path):
+    files = _metric_files(tmp_path, {("base", "math500"): (0.5, 50.0)})
+    table = results_table(files, {"base": "Base"}, ["math500", "amc23"], paper=read_paper_results(PAPER_CSV),
+                          model=None)
+    assert table["Metric"].tolist() == ["mean_acc", "avg@16"]
+    assert math.isnan(table.loc[0, "amc23"]) and math.isnan(table.loc[0, "Average"])
+    with pytest.raises(DataError, match="no mean_acc"):
+        old = tmp_path / "old.json"
+        old.write_text(json.dumps({"method": "base", "benchmark": "math500", "n": 4, "accuracy": 0.5}))
+        results_table([old], {"base": "Base"}, ["math500"])
+
+
+def test_sample_counts_sum_over_benchmarks(tmp_path):
+    files, _ = _paper_table(tmp_path)
+    counts = sample_counts(files, METHODS, ["dr_is"]).set_index("Method")
+    assert counts.loc["DR+IS (ours)", "samples"] == 5 * 32 and counts.loc["Base", "truncated"] == 10
+    assert counts.loc["Base", "prompt too long"] == 5 and counts.loc["Base", "no_answer"] == 10
+    assert counts.columns.tolist()[:4] == ["samples", "truncated", "prompt too long", "correct"]
+
+
+def test_write_tables_markdown_csv_latex(tmp_path):
+    files, table = _paper_table(tmp_path)
+    write_tables(table, "qwen25_math_7b", tmp_path / "t.md", tmp_path / "t.csv", tmp_path / "t.tex",
+                 paper_name="Qwen2.5-Math-7B", counts=sample_counts(files, METHODS, ["dr_is"]))
+    markdown = (tmp_path / "t.md").read_text()
+    print(markdown)  # the example table of the report (pytest -s)
+    assert "| DR+IS (ours)" in markdown and "| Δ " in markdown and "Qwen2.5-Math-7B in the paper's table" in markdown
+    assert "prompt too long" in markdown and "truncated" in markdown and "unparsable" in markdown
+    csv = pd.read_csv(tmp_path / "t.csv")
+    assert csv.columns.tolist() == ["Method", "Metric", *BENCHES, "Average"]
+    assert csv.set_index(["Method", "Metric"]).loc[("Base", "paper"), "amc23"] == 29.38
+    latex = (tmp_path / "t.tex").read_text()
+    assert "\\begin{tabular}" in latex and "$\\Delta$" in latex and "mean\\_acc" in latex and "qwen25\\_math" in latex
 
 
 def test_training_diagnostics_average_the_logged_weight_stats(tmp_path):
@@ -70,8 +201,23 @@ def test_training_diagnostics_average_the_logged_weight_stats(tmp_path):
 
 def test_provenance_records_versions_and_commit(tmp_path):
     from mindthegap.report import provenance
-    from helpers import ROOT
+    from helpers import ROOT, paper_config
 
     record = provenance({"a": 1}, ["t.csv"], ROOT)
     assert record["packages"]["torch"] and record["config"] == {"a": 1}
     assert record["git_commit"] is None or len(record["git_commit"]) == 40
+
+
+def test_report_rule_gets_extensions_model_names_and_the_papers_table(tmp_path, monkeypatch):
+    from helpers import load_config, plan_jobs
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # planning never downloads
+    jobs = plan_jobs({**paper_config(), "extensions": True}, tmp_path)
+    report = {job.wildcards.model: job for job in jobs if job.rule.name == "report"}
+    qwen = report["qwen25_math_7b"]
+    assert qwen.params.extensions == ["dr_is", "dr_self_dft", "dr_guided_dft"]
+    assert qwen.params.model_names == ["qwen25_math_7b", "Qwen/Qwen2.5-Math-7B"]
+    assert qwen.input.paper == str(PAPER_CSV)
+    papers = read_paper_results(PAPER_CSV)
+    assert {paper_model(job.params.model_names, {m for m, _ in papers}) for job in report.values()} == {
+        "Qwen2.5-Math-7B", "Llama-3.1-8B-Instruct"}

@@ -1,60 +1,188 @@
-"""Results tables: methods x benchmarks (+ average) of avg@n, as Markdown, CSV and LaTeX, from metrics.json files."""
+"""Results tables from metrics.json files, per model: methods x benchmarks (+ average) of the harness's mean_acc
+(the metric of the paper's table) and the exact avg@n, with the paper's numbers and the difference when the model
+is one of the paper's; then sample counts (truncation, grader statuses) and training weight statistics. Markdown,
+CSV and LaTeX."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mindthegap import metrics
+from mindthegap.io import DataError
+
+PAPER_BENCHMARKS = ("math500", "minerva_math", "olympiadbench", "aime24", "amc23")
+OURS = " (ours)"  # appended to the label of a method that is our extension, not the paper's
+MEAN_ACC, PAPER, DIFF = "mean_acc", "paper", "Δ"  # the rows of one method (with avg@n): its "Metric" column
 
 
 def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str) -> dict[str, Any]:
-    """avg@n and companions for one (run, benchmark) from its judged samples."""
+    """avg@n (a fraction), the harness's mean_acc and all_acc (%), and companions for one (run, benchmark)."""
     groups = [g.sort_values("sample_idx") for _, g in judged.groupby("problem_id", sort=True)]
     correct = [g["correct"].astype(bool).tolist() for g in groups]
     answers = [g["extracted"].tolist() for g in groups]
     n = min((len(c) for c in correct), default=0)
     low, high = metrics.bootstrap_ci(correct)
+    mean_acc, all_acc = metrics.harness_mean_acc(correct)
     return {
-        "model": model, "method": method, "benchmark": benchmark, "problems": len(groups), "n": n,
-        f"avg@{n}": metrics.avg_at_n(correct), "accuracy": metrics.avg_at_n(correct),
+        "model": model, "method": method, "benchmark": benchmark, "problems": len(groups), "samples": len(judged),
+        "n": n, f"avg@{n}": metrics.avg_at_n(correct), "accuracy": metrics.avg_at_n(correct),
+        "mean_acc": mean_acc, "all_acc": all_acc,
         f"pass@{n}": metrics.mean_pass_at_k(correct, n) if n else float("nan"),
         f"maj@{n}": metrics.maj_at_k(answers, correct, n) if n else float("nan"),
         "ci95": [low, high],
         "grader_status": dict(sorted(Counter(judged["status"]).items())),
+        "finish_reason": dict(sorted(Counter(judged["finish_reason"]).items())),
         "truncated": int((judged["finish_reason"] == "length").sum()),
     }
 
 
-def results_table(metric_files: list[str | Path], methods: dict[str, str], benchmarks: list[str]) -> pd.DataFrame:
-    """Rows: methods in the given order (key -> label); columns: benchmarks then Average; values: avg@n in %."""
-    cells: dict[tuple[str, str], float] = {}
-    for path in metric_files:
-        record = json.loads(Path(path).read_text())
-        cells[(record["method"], record["benchmark"])] = 100 * record["accuracy"]
+# --- the paper's numbers -------------------------------------------------------------------------------------
+
+
+def read_paper_results(path: str | Path) -> dict[tuple[str, str], dict[str, float]]:
+    """The paper's table (data/paper/main_results.csv): (model, method) -> {benchmark: %, "average": %}."""
+    table = pd.read_csv(path, dtype=str)
+    expected = ["model", "method", *PAPER_BENCHMARKS, "average"]
+    if table.columns.tolist() != expected:
+        raise DataError(f"{path}: columns {table.columns.tolist()}, expected {expected}")
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    for line, row in enumerate(table.to_dict("records"), start=2):
+        key = (row["model"], row["method"])
+        if key in results:
+            raise DataError(f"{path}, line {line}: {key} appears twice")
+        try:
+            results[key] = {column: float(row[column]) for column in expected[2:]}
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}, line {line}: every value of {expected[2:]} must be a number") from exc
+    return results
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.rstrip("/").rsplit("/", 1)[-1].lower())
+
+
+def paper_model(names: Iterable[str | None], paper_models: Iterable[str]) -> str | None:
+    """The paper's name of a config model, matched on its hub path or its config key without case or punctuation
+    (`Qwen/Qwen2.5-Math-7B` or `qwen25_math_7b` -> Qwen2.5-Math-7B); None when it is not one of the paper's."""
+    known = {_name_key(model): model for model in paper_models}
+    return next((known[_name_key(name)] for name in names if name and _name_key(name) in known), None)
+
+
+# --- tables --------------------------------------------------------------------------------------------------
+
+
+def shown_labels(methods: dict[str, str], extensions: Iterable[str] = ()) -> dict[str, str]:
+    """Method key -> the label a table shows: our extensions get "(ours)"."""
+    extensions = set(extensions)
+    return {method: label + OURS if method in extensions else label for method, label in methods.items()}
+
+
+def _read_metrics(path: str | Path) -> dict[str, Any]:
+    record = json.loads(Path(path).read_text())
+    if "mean_acc" not in record:
+        raise DataError(f"{path}: no mean_acc (written by an older version): rerun with --forcerun evaluate_judge")
+    return record
+
+
+def _row(method: str, kind: str, values: dict[str, float], average: float | None = None) -> dict[str, Any]:
+    """One table row; Average = the unweighted mean of the benchmarks (NaN when one is missing)."""
+    if average is None:
+        average = sum(values.values()) / len(values) if values else float("nan")
+    return {"Method": method, "Metric": kind, **values, "Average": average}
+
+
+def results_table(metric_files: list[str | Path], methods: dict[str, str], benchmarks: list[str], *,
+                  paper: dict[tuple[str, str], dict[str, float]] | None = None, model: str | None = None,
+                  extensions: Iterable[str] = ()) -> pd.DataFrame:
+    """Per method (config order, key -> label): its mean_acc and avg@n rows in %, then, when `model` (the paper's
+    name of this model) has the method in `paper`, the paper's row and the difference ours - paper of mean_acc.
+    Methods in `extensions` are labelled "(ours)" and never compared."""
+    records = {(r["method"], r["benchmark"]): r for r in map(_read_metrics, metric_files)}
+    sizes = sorted({r["n"] for r in records.values()})
+    avg_row = f"avg@{sizes[0]}" if len(sizes) == 1 else "avg@n"
+    extensions = set(extensions)
+    labels = shown_labels(methods, extensions)
     rows = []
     for method, label in methods.items():
-        values = {bench: cells.get((method, bench), float("nan")) for bench in benchmarks}
-        values["Average"] = sum(values.values()) / len(benchmarks)
-        rows.append({"Method": label, **values})
-    return pd.DataFrame(rows).set_index("Method")
+        cells = {bench: records.get((method, bench)) for bench in benchmarks}
+        mean_acc = {bench: cell["mean_acc"] if cell else math.nan for bench, cell in cells.items()}
+        avg = {bench: 100 * cell["accuracy"] if cell else math.nan for bench, cell in cells.items()}
+        shown = labels[method]
+        ours = _row(shown, MEAN_ACC, mean_acc)
+        rows += [ours, _row(shown, avg_row, avg)]
+        published = (paper or {}).get((model, label)) if method not in extensions else None
+        if published:
+            whole_grid = sorted(benchmarks) == sorted(PAPER_BENCHMARKS)
+            theirs = _row(shown, PAPER, {b: published.get(b, math.nan) for b in benchmarks},
+                          published["average"] if whole_grid else None)
+            rows.append(theirs)
+            rows.append(_row(shown, DIFF, {b: ours[b] - theirs[b] for b in benchmarks},
+                             ours["Average"] - theirs["Average"]))
+    return pd.DataFrame(rows, columns=["Method", "Metric", *benchmarks, "Average"])
 
 
-def write_tables(table: pd.DataFrame, model: str, n: int, markdown: str | Path, csv: str | Path,
-                 latex: str | Path, diagnostics: pd.DataFrame | None = None) -> None:
+def sample_counts(metric_files: list[str | Path], methods: dict[str, str], extensions: Iterable[str] = ()
+                  ) -> pd.DataFrame:
+    """Per method, summed over its benchmarks: samples, those cut at the token limit, prompts too long for the
+    context (not sampled), and the grader's verdict statuses."""
+    from mindthegap.grading import STATUSES
+
+    labels = shown_labels(methods, extensions)
+    totals: dict[str, Counter] = {method: Counter() for method in methods}
+    for record in map(_read_metrics, metric_files):
+        if record["method"] in totals:
+            finish = record.get("finish_reason", {})
+            totals[record["method"]].update({"samples": record["samples"], "truncated": record["truncated"],
+                                             "prompt too long": finish.get("prompt_too_long", 0),
+                                             **record["grader_status"]})
+    extra = sorted({key for counts in totals.values() for key in counts} - {"samples", "truncated",
+                                                                           "prompt too long", *STATUSES})
+    columns = ["samples", "truncated", "prompt too long", *STATUSES, *extra]
+    rows = [{"Method": labels[method], **{column: int(totals[method].get(column, 0)) for column in columns}}
+            for method in methods]
+    return pd.DataFrame(rows, columns=["Method", *columns])
+
+
+def _latex_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return r"$\Delta$" if value == DIFF else value.replace("_", r"\_").replace("%", r"\%")
+
+
+def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str | Path, latex: str | Path, *,
+                 paper_name: str | None = None, counts: pd.DataFrame | None = None,
+                 diagnostics: pd.DataFrame | None = None) -> None:
     from mindthegap.io import write_text
 
-    write_text(table.round(2).to_csv(), csv)
-    text = f"### {model}: avg@{n} accuracy (%)\n\n" + table.to_markdown(floatfmt=".1f") + "\n"
+    avg_row = next(kind for kind in table["Metric"].unique() if kind.startswith("avg@"))
+    notes = [f"`{MEAN_ACC}`: the Qwen2.5-Math harness's metric, the one in the paper's table (each sample column's "
+             f"accuracy rounded to 0.1, then averaged); `{avg_row}`: the exact mean over all samples."]
+    if paper_name:
+        notes.append(f"`{PAPER}`: {paper_name} in the paper's table (data/paper/main_results.csv); `{DIFF}` = ours "
+                     f"- paper, on {MEAN_ACC}.")
+    if table["Method"].str.endswith(OURS).any():
+        notes.append(f"Methods marked{OURS} are our extensions, not in the paper.")
+    text = (f"### {model}: accuracy (%)\n\n" + " ".join(notes) + "\n\n"
+            + table.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
+    if counts is not None and len(counts):
+        text += ("\n### Samples: cut at the token limit, prompts too long, grader statuses (all benchmarks)\n\n"
+                 + counts.to_markdown(index=False) + "\n")
     if diagnostics is not None and len(diagnostics):
         text += ("\n### Training: token weights per source (w = 1 for SFT; p for DFT; clipped ratio for IS)\n\n"
                  + diagnostics.to_markdown(floatfmt=".4g") + "\n")
     write_text(text, markdown)
-    write_text(table.to_latex(float_format="%.1f", caption=f"{model}: avg@{n} accuracy (\\%)"), latex)
+    write_text(table.round(4).to_csv(index=False), csv)
+    rendered = table.map(_latex_text).rename(columns=_latex_text)
+    write_text(rendered.to_latex(index=False, float_format="%.2f", na_rep="--",
+                                 caption=f"{_latex_text(model)}: accuracy (\\%)"), latex)
 
 
 def training_diagnostics(checkpoints: dict[str, str | Path], labels: dict[str, str]) -> pd.DataFrame:

@@ -59,7 +59,7 @@ def _clean(s) -> str:
     return s.encode("utf-8", errors="replace").decode("utf-8")
 
 
-def _judge(gold: str, pred: str, timeout: float) -> Verdict:
+def _judge(gold: str, pred: str, timeout: float, ordered_lists: bool) -> Verdict:
     start = time.monotonic()
     try:
         gold, pred = _clean(gold), _clean(pred)
@@ -81,7 +81,7 @@ def _judge(gold: str, pred: str, timeout: float) -> Verdict:
             return sym_equal(a, b, timeout - (time.monotonic() - start))
 
         try:
-            r = equivalent(ng, np_, percent=percent, sym=sym)
+            r = equivalent(ng, np_, percent=percent, sym=sym, ordered_lists=ordered_lists)
         except TooBig:
             return Verdict(False, "timeout", np_)
         except SandboxTimeout:
@@ -99,18 +99,22 @@ def _judge(gold: str, pred: str, timeout: float) -> Verdict:
         return Verdict(False, "unparsable", None)
 
 
-_CACHE: dict[tuple[str, str, float], Verdict] = {}
+_CACHE: dict[tuple[str, str, float, bool], Verdict] = {}
 _CACHE_MAX = 200_000
 _cache_lock = threading.Lock()
 
 
-def judge(gold: str, pred: str, timeout: float = 3.0) -> Verdict:
-    """Judge one prediction (bare answer or whole response) against a gold answer.  Safe in any thread."""
-    key = (gold if isinstance(gold, str) else repr(gold), pred if isinstance(pred, str) else repr(pred), float(timeout))
+def judge(gold: str, pred: str, timeout: float = 3.0, *, ordered_lists: bool = True) -> Verdict:
+    """Judge one prediction (bare answer or whole response) against a gold answer.  Safe in any thread.
+
+    ``ordered_lists`` (default, the paper's harness): a bare list "1, 2" is matched in order, as the Qwen2.5-Math
+    harness does; False: as a set, as Math-Verify does.  Tuples are ordered and sets unordered either way."""
+    key = (gold if isinstance(gold, str) else repr(gold), pred if isinstance(pred, str) else repr(pred), float(timeout),
+           bool(ordered_lists))
     v = _CACHE.get(key)
     if v is not None:
         return v
-    v = _judge(gold, pred, timeout)
+    v = _judge(gold, pred, timeout, bool(ordered_lists))
     if v.status != "timeout":
         with _cache_lock:
             if len(_CACHE) >= _CACHE_MAX:
@@ -119,8 +123,9 @@ def judge(gold: str, pred: str, timeout: float = 3.0) -> Verdict:
     return v
 
 
-def _judge_star(args: tuple[str, str, float]) -> Verdict:
-    return judge(*args)
+def _judge_star(args: tuple[str, str, float, bool]) -> Verdict:
+    gold, pred, timeout, ordered_lists = args
+    return judge(gold, pred, timeout, ordered_lists=ordered_lists)
 
 
 def _mp_context():
@@ -130,7 +135,8 @@ def _mp_context():
 
 
 def judge_batch(
-    pairs: Sequence[tuple[str, str]], workers: int = 1, timeout: float = 3.0, progress: bool = False
+    pairs: Sequence[tuple[str, str]], workers: int = 1, timeout: float = 3.0, progress: bool = False, *,
+    ordered_lists: bool = True,
 ) -> list[Verdict]:
     """Judge many (gold, pred) pairs; results in input order.  Identical pairs are judged once; with
     ``workers > 1`` the distinct pairs are spread over worker processes in chunks."""
@@ -150,13 +156,13 @@ def judge_batch(
     report_every = max(1, n // 20)
     if workers == 1 or n < 2 * workers:
         for i, (g, p) in enumerate(unique):
-            results[i] = judge(g, p, timeout)
+            results[i] = judge(g, p, timeout, ordered_lists=ordered_lists)
             if progress and (i + 1) % report_every == 0:
                 print(f"graded {i + 1}/{n} distinct pairs", file=sys.stderr, flush=True)
     else:
         chunksize = max(1, min(256, n // (workers * 8)))
         with _mp_context().Pool(processes=workers) as pool:
-            it = pool.imap(_judge_star, ((g, p, timeout) for g, p in unique), chunksize=chunksize)
+            it = pool.imap(_judge_star, ((g, p, timeout, ordered_lists) for g, p in unique), chunksize=chunksize)
             for i, v in enumerate(it):
                 results[i] = v
                 if progress and (i + 1) % report_every == 0:

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     todo = [i for i, r in enumerate(records) if not r.get("_invalid_utf8")]
     judged = judge_batch([(records[i]["gold"], records[i]["pred"]) for i in todo], workers=args.workers,
-                         timeout=args.timeout, progress=args.progress)
+                         timeout=args.timeout, progress=args.progress, ordered_lists=not args.unordered_lists)
     verdicts = [Verdict(False, "unparsable", None)] * len(records)
     for i, v in zip(todo, judged):
         verdicts[i] = v
@@ -104,5 +104,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--timeout", type=float, default=3.0, help="time limit per judgement in seconds (default 3)")
     p.add_argument("--progress", action="store_true", help="report progress on stderr")
+    p.add_argument("--unordered-lists", action="store_true",
+                   help="match a bare list '1, 2' as a set, as Math-Verify (default: in order, as the Qwen2.5-Math "
+                        "harness that produced the paper's numbers)")
     p.set_defaults(run=run)
     return p

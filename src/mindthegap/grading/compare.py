@@ -20,6 +20,13 @@ _MATRIX_END = re.compile(r"\\end\{(?:[pbvBV]?matrix|smallmatrix|array)\}")
 _PM_RE = re.compile(r"\\pm(?![a-zA-Z])|\\mp(?![a-zA-Z])|±")
 _DEC_LIT = re.compile(r"^-?\d*\.(\d+)$")
 _INF = float("inf")
+
+# How the items of a collection are matched, as the harness's math_equal does: bracketed tuples and intervals
+# element-wise in order; a bare list "1, 2" in order too (the harness's parse_expr reads it as a Python tuple);
+# sets without order (parse_expr reads "{1, 2}" as a Python set). A +- expansion (ours; the harness cannot parse
+# \pm) has no order.
+_ORDERED, _LIST, _UNORDERED = "ordered", "list", "unordered"
+
 _POINTS = [
     [0.7853, 1.4142, 2.2361, 0.5772, 1.7321, 2.6458, 0.9163, 1.2599],
     [1.3247, 0.6180, 1.8393, 2.4142, 0.8660, 1.5874, 2.0801, 0.7071],
@@ -177,8 +184,8 @@ def structure(s: str):
         a, b = s[: pm.start()], s[pm.end() :]
         if "\\pm" not in b and "\\mp" not in b and "±" not in b:
             if not a.strip():
-                return ("list", [structure(b), structure("-" + _wrap(b))])
-            return ("list", [("expr", f"{a}+{_wrap(b)}"), ("expr", f"{a}-{_wrap(b)}")])
+                return ("list", [structure(b), structure("-" + _wrap(b))], _UNORDERED)
+            return ("list", [("expr", f"{a}+{_wrap(b)}"), ("expr", f"{a}-{_wrap(b)}")], _UNORDERED)
     return ("expr", s)
 
 
@@ -271,7 +278,9 @@ def _const_value(node):
     return evaluate(node, {})
 
 
-_BASE_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d{1,2})\}?$")
+# a numeral in a base: decimal digits and capital letters, at least one decimal digit (``52_8``, ``A3_{16}``);
+# ``a_{16}``, ``x_{36}`` or ``A_{11}`` are subscripted names, and a name is never read as a number
+_BASE_RE = re.compile(r"^([0-9A-Z]*[0-9][0-9A-Z]*)_\{?(\d{1,2})\}?$")
 
 
 def _parse_answer(s: str):
@@ -473,10 +482,15 @@ def _ivset_equal(a, b) -> bool:
 
 def _items(node):
     if node[0] == "list":
-        return node[1], "unordered"
+        return node[1], (node[2] if len(node) > 2 else _LIST)
     if node[0] == "seq":
-        return node[3], ("unordered" if node[1] == "set" else "ordered")
+        return node[3], (_UNORDERED if node[1] == "set" else _ORDERED)
     return None, None
+
+
+def _in_order(gord: str, pord: str) -> bool:
+    """A tuple is matched in order against anything; a bare list in order against another bare list only."""
+    return _ORDERED in (gord, pord) or gord == pord == _LIST
 
 
 def _cmp(g, p, percent: bool, sym: SymFn, depth: int = 0):
@@ -513,7 +527,7 @@ def _cmp(g, p, percent: bool, sym: SymFn, depth: int = 0):
         if g[0] in ("ineq", "union") or p[0] in ("ineq", "union"):
             return False
     if gi is not None and pi is not None:
-        if gord == "ordered" or pord == "ordered":
+        if _in_order(gord, pord):
             if len(gi) != len(pi):
                 return False
             if g[0] == "seq" and p[0] == "seq" and g[1] == "interval" and p[1] == "interval" and g[2] != p[2]:
@@ -596,11 +610,31 @@ def _unordered_equal(gi, pi, percent, sym, depth):
     return covered(gi, pi) and covered(pi, gi)
 
 
-def equivalent(gold_norm: str, pred_norm: str, percent: bool = False, sym: SymFn = None):
-    """True/False, or None when undecidable.  Raises TooBig for values beyond the evaluation guards."""
+def _unordered_lists(node):
+    """The node with every bare list matched as a set (Math-Verify's reading of "1, 2"); tuples keep their order."""
+    if node[0] == "list":
+        mode = node[2] if len(node) > 2 else _LIST
+        return ("list", [_unordered_lists(x) for x in node[1]], _UNORDERED if mode == _LIST else mode)
+    if node[0] == "seq":
+        return node[:3] + ([_unordered_lists(x) for x in node[3]],)
+    if node[0] == "union":
+        return ("union", [_unordered_lists(x) for x in node[1]])
+    if node[0] == "labelled":
+        return node[:2] + (_unordered_lists(node[2]),)
+    return node
+
+
+def equivalent(gold_norm: str, pred_norm: str, percent: bool = False, sym: SymFn = None, *,
+               ordered_lists: bool = True):
+    """True/False, or None when undecidable.  Raises TooBig for values beyond the evaluation guards.
+
+    ``ordered_lists``: a bare list "1, 2" is matched in order, as the Qwen2.5-Math harness does (the paper's
+    numbers); False matches it as a set, as Math-Verify does."""
     if gold_norm == pred_norm or gold_norm.lower() == pred_norm.lower():
         return bool(gold_norm)
     g, p = structure(gold_norm), structure(pred_norm)
+    if not ordered_lists:
+        g, p = _unordered_lists(g), _unordered_lists(p)
     r = _cmp(g, p, percent, sym)
     if not r and g[0] == "labelled" and p[0] == "eq":
         r = _eq_equal(("eq", g[1], g[2][1]), p, sym) or r

@@ -5,6 +5,9 @@ path and as the input of the structural parser in :mod:`mindthegap.grading.compa
 harness, on purpose: unit words are dropped only when they follow a number (the harness deletes any
 ``a``/``s``/``east`` token anywhere, which turns ``\\text{east}`` into the empty string and ``\\frac{a}{b}`` into
 ``\\frac{}{b}``); ``and``/``or`` between answers become list separators instead of being deleted.
+A word that holds no number never becomes one: number words only (``two``, not ``none``), a unit glued to a
+number only when it is a known unit word (``5cm``, not ``2k``), a single letter only after a space. Stray
+characters after an answer (``\\\\``, a lone ``\\``, a ``}`` that closes nothing, ``\\!``, ``.``) are dropped.
 """
 
 from __future__ import annotations
@@ -26,16 +29,17 @@ _UNITS = {
     "w", "kw", "hz", "v", "a", "ohm", "ohms", "erg", "ergs", "mol", "au", "pc", "ly", "arcsec", "arcmin",
 }
 _UNITS |= {u + "s" for u in list(_UNITS)}
-# single letters accepted as units only after a space ("5 m"); "2x" is a product
-_SINGLE_LETTER_UNITS = {"m", "g", "s", "h", "l", "k", "j", "n", "w", "v", "a"}
+# single letters accepted as units only after a space ("5 m"; "2k" and "3m" are products): the letters that the
+# harness's unit list also drops. k, n, j, w, v are far more often variables than kelvin, newton, joule ...
+_SINGLE_LETTER_UNITS = {"m", "g", "s", "h", "l", "a"}
 
 WORD_NUMBERS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
     "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14",
     "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19", "twenty": "20",
     "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
-    "hundred": "100", "thousand": "1000", "none": "0",
-}
+    "hundred": "100", "thousand": "1000",
+}  # as the harness's word2number: number words only ("none" is an answer, not 0)
 
 _TEXT_CMDS = r"(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mbox|operatorname|rm|bf)"
 _RE_DOUBLE_BS_CMD = re.compile(r"(?<!\\)\\\\(?=[a-zA-Z]{2})")
@@ -91,9 +95,11 @@ def _strip_plain_unit(s: str) -> str:
     if not re.search(r"\d", pre) or pre.rstrip().endswith(("^", "_")):
         return s
     words = unit.lower().split()
-    if len(words) == 1 and len(words[0]) == 1:
-        tight_ok = re.fullmatch(r"[\d.,]+", pre) is not None and words[0] in "mgslhk"
-        if not (m.group("sp") or tight_ok) or words[0] not in _SINGLE_LETTER_UNITS:
+    if not m.group("sp"):  # glued to the number ("5cm", "2xyz"): only a known unit word of two letters or more
+        if len(words) > 1 or len(words[0]) < 2 or words[0] not in _UNITS:
+            return s
+    elif len(words) == 1 and len(words[0]) == 1:
+        if words[0] not in _SINGLE_LETTER_UNITS:
             return s
     elif not all(w in _UNITS or len(w) >= 3 for w in words):
         return s
@@ -101,6 +107,24 @@ def _strip_plain_unit(s: str) -> str:
         return s
     out = pre.rstrip()
     return out if out else s
+
+
+_SPACING_CMDS = ("\\!", "\\,", "\\;", "\\:")
+
+
+def _strip_stray_tail(s: str) -> str:
+    """Drop what a response leaves behind its answer: line breaks (``\\\\``), a lone backslash (from ``\\ `` or a
+    cut ``\\)``), closing braces that close nothing, full stops and spaces. None of them can end a complete answer:
+    a command ends in a letter, and a brace that closes nothing belongs to the text around the answer."""
+    while True:
+        t = s.rstrip().rstrip(".").rstrip("\\")
+        if t.endswith("}") and t.count("}") > t.count("{"):
+            t = t[:-1]
+        elif t.endswith(_SPACING_CMDS):  # "\\!" after a line break escapes _RE_SPACES_CMD's look-behind
+            t = t[:-2]
+        if t == s:
+            return s
+        s = t
 
 
 def _normalize_once(s: str) -> str:
@@ -115,7 +139,7 @@ def _normalize_once(s: str) -> str:
     s = s.replace("{,}", "")
     s = _RE_SPACES_CMD.sub(" ", s)
     s = s.replace("~", " ")
-    s = strip_math_delims(s)
+    s = _strip_stray_tail(strip_math_delims(s))
     for a in ("\\dfrac", "\\tfrac", "\\cfrac"):
         s = s.replace(a, "\\frac")
     s = s.replace("\\dbinom", "\\binom").replace("\\tbinom", "\\binom")
@@ -180,7 +204,7 @@ def _normalize_once(s: str) -> str:
     m = _RE_CHOICE.match(s)
     if m:
         s = (m.group(1) or m.group(2)).upper()
-    s = s.rstrip(".").rstrip("/").rstrip(",").strip()
+    s = _strip_stray_tail(s.rstrip(".").rstrip("/").rstrip(",").strip())
     return s
 
 
