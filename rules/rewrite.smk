@@ -1,4 +1,5 @@
-# The self -> guided -> expert cascade: one training row per problem, labelled with its source.
+# The self -> guided -> expert cascade: one training row per problem, labelled with its source. Samples cut at the
+# length limit are never kept (counted in the stats); the large columns are read only for the kept samples.
 
 
 rule rewrite:

@@ -1,5 +1,7 @@
 # The model being trained samples k solutions per problem (self), or re-solves its failures with the expert
-# solution as a hint (guided). One GPU job per shard; resumable from the chunks already written.
+# solution as a hint (guided). One GPU job per shard; resumable from the problems already written (vLLM streams
+# the shard and writes problems as they finish: benchmarks/chunking/). Prompt + new tokens fit the model's
+# max_model_len; a prompt that does not fit is recorded as finish_reason "prompt_too_long", not sampled.
 
 
 rule sample:

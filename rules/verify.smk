@@ -1,4 +1,5 @@
-# Judge every sample against the gold answer; split problems into solved and failed by the model itself.
+# Judge every sample against the gold answer; split problems into solved and failed by the model itself (solved:
+# a correct sample that was not cut at the length limit). split_self reads only the columns it needs.
 
 
 rule verify:

@@ -1,8 +1,13 @@
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from mindthegap.rewrite import VARIANTS, build_dataset
-from mindthegap.verify import judge_samples, split_ids
+from mindthegap.io import DataError
+from mindthegap.rewrite import VARIANTS, build_dataset, build_dataset_from_shards
+from mindthegap.sampling import PROMPT_TOO_LONG
+from mindthegap.verify import JudgedShards, judge_samples, split_ids, split_shards
 
 PROBLEMS = pd.DataFrame({
     "id": ["p1", "p2", "p3", "p4"],
@@ -86,3 +91,118 @@ def test_self_samples_must_come_from_the_training_prompt(judged):
     self_judged, _ = judged
     with pytest.raises(ValueError, match="another prompt than the training prompt"):
         build_dataset(PROBLEMS, "rewritten", lambda p: f"other {p}", self_judged=self_judged)
+
+
+def with_finish(frame, finish_by_row):
+    frame = frame.copy()
+    for row, finish in finish_by_row.items():
+        frame.loc[row, "finish_reason"] = finish
+    return frame
+
+
+def test_a_sample_cut_at_the_length_limit_is_never_a_training_row():
+    """p1's correct samples were both cut: p1 is not solved (it goes to guided re-solving), never a self row, and
+    the cut samples are counted in the stats."""
+    self_cut = with_finish(SELF, {0: "length", 1: "length"})
+    self_judged = judge_samples(self_cut, PROBLEMS, workers=1, timeout=3.0)
+    assert self_judged["correct"].tolist()[:2] == [True, True], "cut or not, the answer is right"
+    solved, failed = split_ids(self_judged, PROBLEMS["id"].tolist())
+    assert solved == [] and failed == ["p1", "p2", "p3", "p4"]
+    guided_cut = judge_samples(with_finish(GUIDED, {0: "length"}), PROBLEMS, workers=1, timeout=3.0)
+    dataset, stats = build_dataset(PROBLEMS, "rewritten", prompt, self_judged=self_judged, guided_judged=guided_cut)
+    assert dataset["source"].tolist() == ["expert"] * 4
+    assert stats["self_samples"]["correct_but_truncated"] == 2 and stats["self_samples"]["truncated"] == 2
+    assert stats["self_samples"]["usable"] == 0
+    assert stats["guided_samples"]["correct_but_truncated"] == 1
+
+
+def test_a_prompt_too_long_counts_as_failed_with_its_reason():
+    too_long = with_finish(SELF, {2: PROMPT_TOO_LONG})
+    too_long.loc[2, "completion"] = ""
+    judged = judge_samples(too_long, PROBLEMS, workers=1, timeout=3.0)
+    assert judged.loc[2, "status"] == PROMPT_TOO_LONG and not judged.loc[2, "correct"]
+    _, stats = build_dataset(PROBLEMS, "rewritten", prompt, self_judged=judged)
+    assert stats["self_samples"]["prompt_too_long_problems"] == 1 and stats["self_samples"]["samples"] == 4
+
+
+def write_shards(frame, directory, count):
+    paths = []
+    for index, part in enumerate(np.array_split(np.arange(len(frame)), count)):
+        path = directory / f"{index}.parquet"
+        frame.iloc[part].to_parquet(path, index=False, row_group_size=2)
+        paths.append(str(path))
+    return paths
+
+
+def test_shards_give_the_dataset_of_whole_frames(judged, tmp_path):
+    self_judged, guided_judged = judged
+    (tmp_path / "self").mkdir()
+    (tmp_path / "guided").mkdir()
+    self_paths = write_shards(self_judged, tmp_path / "self", 2)
+    guided_paths = write_shards(guided_judged, tmp_path / "guided", 1)
+    whole, whole_stats = build_dataset(PROBLEMS, "rewritten", prompt, self_judged=self_judged,
+                                       guided_judged=guided_judged, seed=3)
+    sharded, sharded_stats = build_dataset_from_shards(PROBLEMS, "rewritten", prompt, self_paths=self_paths,
+                                                       guided_paths=guided_paths, seed=3)
+    pd.testing.assert_frame_equal(whole.astype(str), sharded.astype(str))
+    assert whole_stats == sharded_stats
+    assert split_shards(self_paths, PROBLEMS["id"].tolist()) == split_ids(self_judged, PROBLEMS["id"].tolist())
+
+
+def test_shard_rows_are_read_by_label_across_files(judged, tmp_path):
+    self_judged, _ = judged
+    shards = JudgedShards(write_shards(self_judged, tmp_path, 2))
+    assert shards.columns(["problem_id"])["problem_id"].tolist() == self_judged["problem_id"].tolist()
+    rows = shards.rows([4, 0, 3], ["completion", "token_ids"])
+    assert {label: row["completion"] for label, row in rows.items()} == {
+        label: self_judged.loc[label, "completion"] for label in (0, 3, 4)}
+    with pytest.raises(DataError, match="no column"):
+        shards.columns(["problem_id", "nonexistent"])
+
+
+MEMORY_PROBE = """
+import json, sys
+import pyarrow as pa
+from mindthegap.rewrite import build_dataset_from_shards
+from mindthegap.verify import split_shards
+import pandas as pd
+paths, problems = json.loads(sys.argv[1]), pd.read_parquet(sys.argv[2])
+split_shards(paths, problems["id"].tolist())
+build_dataset_from_shards(problems, "self_expert", lambda p: "prompt " + p, self_paths=paths)
+print(pa.default_memory_pool().max_memory())
+"""
+
+
+def test_split_and_rewrite_read_only_the_columns_they_need(tmp_path):
+    """On shards whose token lists take 128 MB, the peak of Arrow memory stays far below that: the large columns
+    are read only for the kept rows, a batch of rows at a time (reading them whole peaks above 128 MB)."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    problems, n, length = 1000, 4, 2000
+    rows = problems * n
+    offsets = pa.array(np.arange(rows + 1) * length, pa.int32())
+    table = pa.table({
+        "problem_id": [f"p{i // n}" for i in range(rows)], "sample_idx": [i % n for i in range(rows)],
+        "prompt": [f"prompt problem {i // n}" for i in range(rows)], "completion": ["\\boxed{1}"] * rows,
+        "token_ids": pa.ListArray.from_arrays(offsets, pa.array(np.ones(rows * length, dtype=np.int64))),
+        "logprobs": pa.ListArray.from_arrays(offsets, pa.array(np.zeros(rows * length))),
+        "finish_reason": ["stop"] * rows, "correct": [i % (10 * n) == 1 for i in range(rows)],  # 100 kept
+        "status": ["correct"] * rows,
+    })
+    heavy = table.column("token_ids").nbytes + table.column("logprobs").nbytes
+    paths = []
+    for part in range(2):
+        paths.append(str(tmp_path / f"{part}.parquet"))
+        pq.write_table(table.slice(part * rows // 2, rows // 2), paths[-1], row_group_size=512)
+    pd.DataFrame({"id": [f"p{i}" for i in range(problems)], "problem": [f"problem {i}" for i in range(problems)],
+                  "solution": ["\\boxed{1}"] * problems, "answer": ["1"] * problems}).to_parquet(
+        tmp_path / "problems.parquet")
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, json.dumps(paths), str(tmp_path / "problems.parquet")],
+                           capture_output=True, text=True, check=True)
+    peak = int(probe.stdout.split()[-1])
+    assert heavy > 120e6
+    assert peak < heavy / 2, f"Arrow peaked at {peak / 1e6:.0f} MB for {heavy / 1e6:.0f} MB of token lists"

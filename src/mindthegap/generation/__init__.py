@@ -4,10 +4,16 @@
 lazily so that nothing else ever needs vLLM installed. Both return, per prompt, `n` completions with their token ids
 and the log-probabilities of the sampled tokens under the processed (temperature / top-p) sampling distribution:
 the behaviour policy that the importance-sampling loss needs.
+
+Every backend knows its context window (`max_model_len`) and counts prompt tokens exactly as it will tokenize
+them, so the caller can give each prompt its own budget of new tokens (`max_new_tokens` per prompt): prompt +
+completion always fit the window. A backend that can return prompts as they finish, instead of all at the end of
+a call, also has `stream` (the vLLM backend: see `mindthegap.sampling` for why that matters).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,14 +34,29 @@ class Completion:
     text: str
     token_ids: list[int]
     logprobs: list[float]
-    finish_reason: str  # "stop" (an end-of-sequence token was sampled) or "length"
+    # "stop": a stop token was sampled; "length": cut at the budget of new tokens (max_new_tokens, or the room left
+    # in the context window); "prompt_too_long" (set by mindthegap.sampling, never by a backend): not sampled.
+    finish_reason: str
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
 
 class Backend(Protocol):
-    def sample(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
-        """n completions for each prompt, in prompt order."""
+    max_model_len: int  # prompt + completion tokens the model holds
+
+    def prompt_lengths(self, prompts: list[str]) -> list[int]:
+        """Token count of each prompt, tokenized as `sample` tokenizes it."""
+
+    def sample(self, prompts: list[str], params: SamplingParams,
+               max_new_tokens: list[int] | None = None) -> list[list[Completion]]:
+        """n completions for each prompt, in prompt order; `max_new_tokens`: a budget per prompt that replaces
+        `params.max_new_tokens` (the caller keeps it within the context window)."""
+
+
+class StreamingBackend(Backend, Protocol):
+    def stream(self, prompts: list[str], params: SamplingParams,
+               max_new_tokens: list[int]) -> Iterator[tuple[int, list[Completion]]]:
+        """(prompt index, its n completions) as soon as all n are finished, in completion order."""
 
 
 def load_backend(name: str, model: str, *, revision: str | None = None, **options) -> Backend:

@@ -6,7 +6,7 @@ import logging
 
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList,
-                          TemperatureLogitsWarper, TopPLogitsWarper)
+                          StoppingCriteria, StoppingCriteriaList, TemperatureLogitsWarper, TopPLogitsWarper)
 
 from mindthegap.generation import Completion, SamplingParams
 from mindthegap.generation.seeding import prompt_seed
@@ -42,9 +42,33 @@ class SampledLogprobRecorder(LogitsProcessor):
         return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
 
 
+class RowBudget(StoppingCriteria):
+    """Stops each row of a batch at its own number of new tokens (`generate` knows only one for the batch)."""
+
+    def __init__(self, prompt_width: int, budgets: torch.Tensor) -> None:
+        self.prompt_width = prompt_width
+        self.budgets = budgets
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_width
+        return (generated >= self.budgets).to(input_ids.device)
+
+
+def context_window(config, max_model_len: int | None) -> int:
+    """The configured window, else the model's own (`max_position_embeddings`)."""
+    if max_model_len:
+        return int(max_model_len)
+    window = getattr(config, "max_position_embeddings", None)
+    if not window:
+        raise ValueError(f"{getattr(config, 'name_or_path', 'the model')}: its config has no max_position_embeddings;"
+                         " set models.<name>.max_model_len in the config")
+    return int(window)
+
+
 class TransformersBackend:
     def __init__(self, model: str, *, revision: str | None = None, batch_size: int = 8, dtype: str = "auto",
-                 device: str | None = None, stop_tokens: list[str] | None = None) -> None:
+                 device: str | None = None, stop_tokens: list[str] | None = None,
+                 max_model_len: int | None = None) -> None:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
         self.tokenizer.padding_side = "left"  # generation continues each prompt from its last token
@@ -53,21 +77,33 @@ class TransformersBackend:
         torch_dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
         self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype)
         self.model.to(self.device).eval()
+        self.max_model_len = context_window(self.model.config, max_model_len)
         self.batch_size = batch_size
         self.stop_ids = sorted({self.tokenizer.eos_token_id,
                                 *(self.tokenizer.convert_tokens_to_ids(t) for t in stop_tokens or [])})
 
-    def sample(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+    def prompt_lengths(self, prompts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+
+    def sample(self, prompts: list[str], params: SamplingParams,
+               max_new_tokens: list[int] | None = None) -> list[list[Completion]]:
+        budgets = max_new_tokens or [params.max_new_tokens] * len(prompts)
         results: list[list[Completion]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = prompts[start: start + self.batch_size]
-            results.extend(self._sample_batch(batch, params, prompt_seed(params.seed, batch[0])))
+            results.extend(self._sample_batch(batch, budgets[start: start + self.batch_size], params,
+                                              prompt_seed(params.seed, batch[0])))
         return results
 
     @torch.inference_mode()
-    def _sample_batch(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
+    def _sample_batch(self, prompts: list[str], budgets: list[int], params: SamplingParams,
+                      seed: int) -> list[list[Completion]]:
         torch.manual_seed(seed)
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        # Row i*n + j of the output is sample j of prompt i. A row past its budget only receives padding (it may
+        # run on past its context window while longer budgets finish: rotary positions allow it, and it is cut).
+        row_budgets = torch.tensor(budgets).repeat_interleave(params.n)
+        stop_at_budget = RowBudget(encoded["input_ids"].shape[1], row_budgets.to(self.device))
         recorder = SampledLogprobRecorder()
         greedy = params.temperature == 0
         # The whole processing chain is ours and explicit: a model's generation_config defaults (top_k,
@@ -77,17 +113,19 @@ class TransformersBackend:
             processors.append(TopPLogitsWarper(params.top_p))
         output = self.model.generate(
             **encoded, do_sample=not greedy, temperature=1.0, top_p=1.0, top_k=0, repetition_penalty=1.0,
-            max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
+            max_new_tokens=max(budgets), num_return_sequences=params.n,
             logits_processor=LogitsProcessorList([*processors, recorder]),
+            stopping_criteria=StoppingCriteriaList([stop_at_budget]),
             eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
         )
         generated = output[:, encoded["input_ids"].shape[1]:].cpu()
         logprobs = recorder.finish(output.cpu())
-        completions = [self._completion(generated[row], logprobs[row], seed) for row in range(len(generated))]
+        completions = [self._completion(generated[row], logprobs[row], int(row_budgets[row]), seed)
+                       for row in range(len(generated))]
         return [completions[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
 
-    def _completion(self, tokens: torch.Tensor, logprobs: torch.Tensor, seed: int) -> Completion:
-        ids = tokens.tolist()
+    def _completion(self, tokens: torch.Tensor, logprobs: torch.Tensor, budget: int, seed: int) -> Completion:
+        ids = tokens[:budget].tolist()  # what follows the budget is padding (which may be the EOS id)
         stop_at = next((i for i, token in enumerate(ids) if token in self.stop_ids), None)
         finish = "stop" if stop_at is not None else "length"
         end = stop_at + 1 if stop_at is not None else len(ids)
