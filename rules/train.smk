@@ -1,7 +1,8 @@
 # Weighted SFT with TRL (loss sft | dft | is). One process on one GPU; `accelerate launch` (one process per GPU,
 # envs/accelerate/<training_strategy>.yaml) on several; `srun` + one `accelerate launch` per node on several nodes
 # (src/mindthegap/launch.py). Checkpoints go to a work directory outside the declared output, so a requeued or
-# retried job resumes from its last checkpoint; the final model is then published as the output.
+# retried job resumes from its last checkpoint; the final model is then published as the output. The process layout
+# (GPUs × nodes, per-device batch, accumulation) is a param: another layout retrains.
 
 
 rule train:
@@ -18,6 +19,7 @@ rule train:
         model=model_path,
         revision=model_revision,
         hparams=training_hparams_json,
+        layout=training_layout,
         work_dir=f"{RESULTS}/work/checkpoints/{{model}}/{{method}}",
     threads: RES["training_threads"]
     resources:

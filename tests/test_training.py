@@ -142,3 +142,68 @@ def test_train_publishes_a_model_and_resumes_from_its_last_checkpoint(tiny_model
     assert any("weight_mean/self" in entry for entry in log["log_history"])
     assert AutoModelForCausalLM.from_pretrained(out) is not None
     assert math.isfinite(second["train_loss"])
+
+
+# --- precision and publishing at scale ---------------------------------------------------------------------------
+
+
+def test_bf16_is_autocast_never_a_reason_to_refuse_or_drop_it():
+    assert training.bf16_autocast(True, cuda=True, cuda_bf16=True)
+    assert training.bf16_autocast(True, cuda=False)  # CPU autocast
+    assert not training.bf16_autocast(False, cuda=True, cuda_bf16=True)
+    with pytest.raises(RuntimeError, match="no bf16 support: set training.bf16: false"):
+        training.bf16_autocast(True, cuda=True, cuda_bf16=False)
+
+
+def test_bf16_training_keeps_fp32_master_weights_of_a_bf16_checkpoint(tiny_model_dir, tmp_path):
+    """bf16 requested, checkpoint saved in bf16 (as Qwen2.5-Math-7B is): the optimizer still updates fp32 weights
+    and the steps run under bf16 autocast."""
+    bf16_model = tmp_path / "bf16-model"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(bf16_model)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(bf16_model)
+    assert json.loads((bf16_model / "config.json").read_text())["dtype"] == "bfloat16"
+    tokenizer = AutoTokenizer.from_pretrained(bf16_model)
+    dataset = tmp_path / "data.parquet"
+    write_parquet(pd.DataFrame(_rows(tokenizer)), dataset)
+    summary = training.train(str(dataset), str(bf16_model), str(tmp_path / "out"), str(tmp_path / "work"),
+                             {**HPARAMS, "bf16": True, "max_steps": 2})
+    assert summary["mixed_precision"] == "bf16" and summary["master_weights"] == ["torch.float32"]
+    assert math.isfinite(summary["train_loss"])
+
+
+def test_optimizer_dtypes_sees_bf16_weights():
+    bf16 = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    assert training.optimizer_dtypes(torch.optim.AdamW(bf16.parameters())) == ["torch.bfloat16"]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_world_process_zero_writes_tokenizer_and_log(tiny_model_dir, tmp_path, monkeypatch, rank):
+    """A fake world: the Trainer's process index says `rank`; only rank 0 may write into the output directory
+    (the Trainer's save_model is rank-aware; the tokenizer and the log are ours)."""
+    from transformers import TrainingArguments
+
+    trainer, _ = _trainer(tiny_model_dir, tmp_path / "work", loss="sft")
+    monkeypatch.setattr(TrainingArguments, "process_index", property(lambda self: rank))
+    out = tmp_path / "out"
+    training.publish(trainer, trainer.processing_class, out, {"train_loss": 1.0})
+    written = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    if rank == 0:
+        assert {"config.json", "model.safetensors", "tokenizer.json", "training_log.json"} <= set(written)
+    else:
+        assert written == []
+
+
+def test_training_refuses_to_start_on_bf16_master_weights(tiny_model_dir, tmp_path):
+    """Today's bug, caught at the first step: a model loaded in bf16 would give the optimizer bf16 weights."""
+    from trl import SFTConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = Dataset.from_list([training.encode_row(r, tokenizer, 128) for r in _rows(tokenizer)])
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, report_to="none", use_cpu=True,
+                     max_steps=1, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = training._trainer_class()(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16), args=args,
+        train_dataset=data, processing_class=tokenizer, data_collator=training.WeightedCollator(tokenizer.pad_token_id),
+        loss="sft", callbacks=[training._master_weights_check()])
+    with pytest.raises(RuntimeError, match=r"optimizer updates \['torch.bfloat16'\] weights"):
+        trainer.train()

@@ -13,7 +13,17 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True)
     grading_cli.add_parser(verbs)
     _add_train_parser(verbs)
+    _add_gpu_check_parser(verbs)
     return parser
+
+
+def _add_gpu_check_parser(verbs) -> None:
+    """`mindthegap gpu-check`: sampling, scoring, training and evaluation on one GPU (`make gpu-check`)."""
+    from mindthegap import gpu_check
+
+    check = verbs.add_parser("gpu-check", help="the package's GPU path with a tiny model, in minutes (or --device cpu)")
+    gpu_check.build_parser(check)
+    check.set_defaults(run=gpu_check.main)
 
 
 def _add_train_parser(verbs) -> None:

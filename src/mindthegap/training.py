@@ -7,6 +7,11 @@ Per response token t (mask m_t, N response tokens in the batch, sg = stop-gradie
   is:  w_t = min(c, exp(sg(log p_theta(y_t)) - log p_b(y_t)))  for rows with stored behaviour log-probs;
        expert rows have no p_b: `expert_weight` ("dft" or "sft") stands in.
   L = sum_t m_t * w_t * (-log p_theta(y_t)) / N
+
+Precision: the weights the optimizer updates (and its states) are always fp32, loaded as fp32 whatever dtype the
+checkpoint was saved in; `bf16: true` means bf16 autocast of the forward and backward passes (the Trainer's
+`bf16=True`), on every strategy. FSDP (envs/accelerate/fsdp.yaml) keeps its sharded flat parameters in the loaded
+fp32 and gathers them in bf16 for compute; DeepSpeed's bf16 mode keeps fp32 master partitions by design.
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ log = logging.getLogger(__name__)
 
 LOSSES = ("sft", "dft", "is")
 SOURCE_CODES = {"self": 0, "guided": 1, "expert": 2}
+MASTER_DTYPE = torch.float32  # parameters and optimizer states; bf16 is only the compute precision (autocast)
+
+
+def bf16_autocast(requested: bool, *, cuda: bool | None = None, cuda_bf16: bool | None = None) -> bool:
+    """Whether the Trainer runs in bf16 autocast (`bf16=True`): when the config asks for it, on the CPU or on a
+    GPU that computes in bf16. A GPU without bf16 (e.g. V100) is an error, not a silent switch to fp32."""
+    if not requested:
+        return False
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if cuda and not (torch.cuda.is_bf16_supported() if cuda_bf16 is None else cuda_bf16):
+        raise RuntimeError("training.bf16 is true but this GPU has no bf16 support: set training.bf16: false")
+    return True
 
 
 def token_weights(loss: str, logp: torch.Tensor, behaviour_logp: torch.Tensor, has_behaviour: torch.Tensor, *,
@@ -163,7 +180,7 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
-    from mindthegap.io import write_json
+    from mindthegap.launch import gradient_accumulation
 
     tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
     if tokenizer.pad_token is None:
@@ -172,10 +189,10 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     if not rows:
         raise ValueError(f"{dataset_path}: empty training dataset")
     encoded = Dataset.from_list([encode_row(r, tokenizer, hparams["max_length"]) for r in rows])
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by `accelerate launch`; 1 in a single process
     per_device = hparams["per_device_batch_size"]
-    accumulation = max(1, hparams["global_batch_size"] // (per_device * world))
-    use_bf16 = hparams.get("bf16", False) and torch.cuda.is_available()
+    accumulation = gradient_accumulation(hparams["global_batch_size"], per_device, world)
+    use_bf16 = bf16_autocast(hparams.get("bf16", False))
     config = SFTConfig(
         output_dir=work_dir, learning_rate=hparams["learning_rate"], num_train_epochs=hparams["epochs"],
         max_steps=hparams.get("max_steps") or -1,
@@ -189,23 +206,65 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
         gradient_checkpointing=hparams.get("gradient_checkpointing", False), use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=hparams.get("disable_tqdm", False),
     )
-    network = AutoModelForCausalLM.from_pretrained(model, revision=revision,
-                                                   dtype=torch.bfloat16 if use_bf16 else torch.float32)
+    # fp32 master weights whatever the checkpoint's dtype (transformers' default "auto" would keep a bf16 one bf16)
+    network = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=MASTER_DTYPE)
+    check = _master_weights_check()
     trainer = _trainer_class()(
         model=network, args=config, train_dataset=encoded, processing_class=tokenizer,
         data_collator=WeightedCollator(tokenizer.pad_token_id), loss=hparams["loss"],
         is_clip=hparams.get("is_clip", 2.0), expert_weight=hparams.get("is_expert_weight", "dft"),
+        callbacks=[check],
     )
     last = get_last_checkpoint(work_dir) if Path(work_dir).is_dir() else None
     if last:
         log.info("resuming training from %s", last)
     result = trainer.train(resume_from_checkpoint=last)
-    trainer.model.config.use_cache = True  # training turns the KV cache off; generation from this model wants it
-    trainer.save_model(output_dir)
-    tokenizer.save_pretrained(output_dir)
     summary = {"train_loss": result.training_loss, "global_steps": trainer.state.global_step,
-               "resumed_from": last, "gradient_accumulation_steps": accumulation, "rows": len(rows)}
+               "resumed_from": last, "gradient_accumulation_steps": accumulation, "world_size": world,
+               "rows": len(rows), "mixed_precision": "bf16" if use_bf16 else "no", "master_weights": check.dtypes}
+    publish(trainer, tokenizer, output_dir, summary)
+    return summary
+
+
+def optimizer_dtypes(optimizer) -> list[str]:
+    """dtypes of the tensors the optimizer updates (under DeepSpeed: its fp32 partitions, not the bf16 module)."""
+    return sorted({str(p.dtype) for group in optimizer.param_groups for p in group["params"]})
+
+
+def _master_weights_check():
+    from transformers import TrainerCallback
+
+    class MasterWeightsCheck(TrainerCallback):
+        """Fails at the first step, not after a day of training, if the optimizer would update non-fp32 weights."""
+
+        dtypes: list[str] = []
+
+        def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+            self.dtypes = optimizer_dtypes(optimizer)
+            if self.dtypes == [str(MASTER_DTYPE)]:
+                return
+            message = (f"the optimizer updates {self.dtypes} weights; expected {MASTER_DTYPE} master weights (bf16 "
+                       "belongs in autocast, not in the loaded model)")
+            if args.deepspeed_plugin is not None:  # ZeRO owns its fp32 partitions; what it shows may differ by version
+                log.warning("%s (under DeepSpeed: reported, not enforced)", message)
+                return
+            raise RuntimeError(message)
+
+    return MasterWeightsCheck()
+
+
+def publish(trainer, tokenizer, output_dir: str | Path, summary: dict[str, Any]) -> None:
+    """Write the final model, tokenizer and training log into `output_dir`, once for the whole job.
+
+    Every process calls `save_model` (under FSDP and ZeRO-3 gathering the full weights is collective; the Trainer
+    writes on the main process only); the tokenizer and the log are written by the world's process zero alone, so
+    processes never race on the same files.
+    """
+    from mindthegap.io import write_json
+
+    trainer.model.config.use_cache = True  # training turns the KV cache off; generation from this model wants it
+    trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(output_dir))
         write_json({"summary": summary, "log_history": trainer.state.log_history},
                    Path(output_dir) / "training_log.json")
-    return summary
