@@ -1,24 +1,28 @@
 # n samples per benchmark problem from the base model or a checkpoint, judged; avg@n per benchmark.
+# One sampling job per (model, method, shard) covers every benchmark with one model load (mindthegap.evaluation);
+# judging and metrics stay per benchmark.
 
 
 rule evaluate_sample:
     input:
-        benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
+        benchmarks=expand(f"{RESULTS}/benchmarks/{{bench}}.parquet", bench=list(config["benchmarks"])),
         model=run_model_input,
     output:
-        f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/samples/{{scatteritem}}.parquet",
+        **evaluation_sample_outputs(),
     log:
-        f"{RESULTS}/logs/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.log",
+        f"{RESULTS}/logs/evaluate_sample/{{model}}/{{method}}/{{scatteritem}}.log",
     benchmark:
-        f"{RESULTS}/timings/evaluate_sample/{{model}}/{{method}}/{{bench}}/{{scatteritem}}.tsv"
+        f"{RESULTS}/timings/evaluate_sample/{{model}}/{{method}}/{{scatteritem}}.tsv"
     params:
         model=run_model_path,
         revision=run_model_revision,
         backend=config["evaluation"]["backend"],
         backend_options=lambda wc: backend_options("evaluation", wc),
         sampling=evaluation_params,
-        prompt=lambda wc: {"kind": "eval", "template": model_cfg(wc.model)["eval_template"]},
+        prompt=evaluation_prompt,
         chunk_size=config["evaluation"]["chunk_size"],
+        benchmarks=list(config["benchmarks"]),
+        work=f"{RESULTS}/work/eval/{{model}}/{{method}}/{{scatteritem}}.parquet",
     threads: 2
     resources:
         gpu=sampling_gpus("evaluation"),
@@ -32,13 +36,13 @@ rule evaluate_sample:
     conda:
         "../envs/sampling.yaml"
     script:
-        "../scripts/sample.py"
+        "../scripts/evaluate_sample.py"
 
 
 rule evaluate_judge:
     input:
         samples=gather.evaluate(
-            f"{RESULTS}/eval/{{{{model}}}}/{{{{method}}}}/{{{{bench}}}}/samples/{{scatteritem}}.parquet"
+            f"{RESULTS}/eval/{{{{model}}}}/{{{{method}}}}/samples/{{scatteritem}}/{{{{bench}}}}.parquet"
         ),
         benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
     output:

@@ -8,38 +8,98 @@ from collections import Counter
 import pytest
 import yaml
 
-from helpers import ROOT, SNAKEMAKE, load_config, plan_jobs
+from helpers import ROOT, SNAKEMAKE, harness_benchmarks, load_config, paper_config, plan_jobs
 
 GPU_RULES = {"sample", "evaluate_sample", "train"}
 CPU_RULES = {"prepare_problems", "prepare_benchmark", "verify", "split_self", "rewrite", "evaluate_judge", "report"}
 
 
+PAPER_LABELS = ["Base", "SFT", "DFT", "DR+SFT", "DR+DFT"]  # the paper's main grid (its Table 1), per model
+
+
 @pytest.fixture(scope="module")
 def paper_jobs(tmp_path_factory):
     os.environ["HF_HUB_OFFLINE"] = "1"  # any download while planning would fail loudly
-    return plan_jobs(load_config("config.yaml"), tmp_path_factory.mktemp("paper"))
+    return plan_jobs(paper_config(), tmp_path_factory.mktemp("paper"))
 
 
-def test_paper_grid_job_counts(paper_jobs):
-    cfg = load_config("config.yaml")
+@pytest.fixture(scope="module")
+def extended_jobs(tmp_path_factory):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return plan_jobs({**paper_config(), "extensions": True}, tmp_path_factory.mktemp("extended"))
+
+
+def expected_job_counts(cfg: dict, extensions: bool) -> dict[str, int]:
+    methods = [m for m in cfg["methods"].values() if extensions or not m.get("extension")]
     models, benches = len(cfg["models"]), len(cfg["benchmarks"])
-    methods = len(cfg["methods"])
-    trained = sum("data" in m for m in cfg["methods"].values())
-    variants = len({m["data"] for m in cfg["methods"].values() if "data" in m})
+    trained = sum("data" in m for m in methods)
+    variants = len({m["data"] for m in methods if "data" in m})
     shards, eval_shards = cfg["sampling"]["shards"], cfg["evaluation"]["shards"]
-    expected = {
+    return {
         "prepare_problems": 1, "prepare_benchmark": benches,
         "sample": models * 2 * shards, "verify": models * 2 * shards, "split_self": models,
         "rewrite": models * variants, "train": models * trained,
-        "evaluate_sample": models * methods * benches * eval_shards,
-        "evaluate_judge": models * methods * benches, "report": models, "manifest": 1, "all": 1,
+        # one model load per job for all benchmarks (it was one job per benchmark and shard)
+        "evaluate_sample": models * len(methods) * eval_shards,
+        "evaluate_judge": models * len(methods) * benches, "report": models, "manifest": 1, "all": 1,
     }
-    assert Counter(job.rule.name for job in paper_jobs) == expected
-    assert sum(expected.values()) == 390  # 2 models x 6 methods x 5 benchmarks, 8 sampling / 4 eval shards
+
+
+def grid_counts(jobs, extensions: bool) -> Counter:
+    """Jobs per rule of the grid (the hub prefetch stage aside), printed with the plan's total."""
+    counts = Counter(job.rule.name for job in jobs)
+    print(f"{'with' if extensions else 'without'} extensions: {sum(counts.values())} jobs, {dict(counts)}")
+    return Counter({rule: counts[rule] for rule in expected_job_counts(paper_config(), extensions)})
+
+
+def test_paper_grid_job_counts(paper_jobs):
+    counts = grid_counts(paper_jobs, extensions=False)
+    assert counts == expected_job_counts(paper_config(), extensions=False)
+    assert counts["train"] == 8  # {SFT, DFT, DR+SFT, DR+DFT} x 2 models
+    # 2 models x 5 methods x 2 shards; one (benchmark, 4-shard) job each was 2 x 5 x 5 x 4 = 200 model loads
+    assert counts["evaluate_sample"] == 20
+    assert sum(counts.values()) == 158
+
+
+def test_extensions_add_our_methods(extended_jobs):
+    counts = grid_counts(extended_jobs, extensions=True)
+    assert counts == expected_job_counts(paper_config(), extensions=True)
+    # + DR+IS and the self-only / guided-only data ablations, and their two extra dataset variants
+    assert (counts["train"], counts["rewrite"], counts["evaluate_sample"], sum(counts.values())) == (14, 8, 32, 210)
+
+
+def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_jobs, extended_jobs):
+    def labels(jobs):
+        return list(next(job for job in jobs if job.rule.name == "report").params.methods.values())
+
+    assert labels(paper_jobs) == PAPER_LABELS
+    assert labels(extended_jobs) == [*PAPER_LABELS, "DR+IS", "DR(self)+DFT", "DR(guided)+DFT"]
+    ours = {m for m, spec in paper_config()["methods"].items() if spec.get("extension")}
+    assert ours == {"dr_is", "dr_self_dft", "dr_guided_dft"}
+
+
+def test_one_evaluation_job_samples_every_benchmark(paper_jobs):
+    cfg = paper_config()
+    job = next(job for job in paper_jobs if job.rule.name == "evaluate_sample" and job.wildcards.method == "base")
+    benches = list(cfg["benchmarks"])
+    assert list(job.input.benchmarks) == [f"results/benchmarks/{b}.parquet" for b in benches]
+    item = job.wildcards.scatteritem
+    assert list(job.output) == [f"results/eval/{job.wildcards.model}/{job.wildcards.method}/samples/{item}/{b}.parquet"
+                                for b in benches]
+    judge = next(job for job in paper_jobs if job.rule.name == "evaluate_judge")
+    shards = cfg["evaluation"]["shards"]
+    assert len([path for path in judge.input if "/samples/" in path]) == shards  # its benchmark, every shard
+
+
+def test_a_mistyped_method_key_is_refused(tmp_path):
+    cfg = paper_config()
+    cfg["methods"]["dr_is"] = {"label": "DR+IS", "data": "rewritten", "loss": "is", "extention": True}
+    with pytest.raises(Exception, match="extention"):
+        plan_jobs(cfg, tmp_path)
 
 
 def test_gpu_rules_get_gpus_and_cpu_rules_none(paper_jobs):
-    cfg = load_config("config.yaml")["resources"]
+    cfg = paper_config()["resources"]
     seen = set()
     for job in paper_jobs:
         resources, rule = job.resources, job.rule.name
@@ -57,7 +117,7 @@ def test_gpu_rules_get_gpus_and_cpu_rules_none(paper_jobs):
 
 
 def test_runtime_and_memory_scale_with_the_attempt(paper_jobs):
-    cfg = load_config("config.yaml")["resources"]
+    cfg = paper_config()["resources"]
     train = next(job for job in paper_jobs if job.rule.name == "train")
     assert train.resources["runtime"] == cfg["training_runtime_min"]
     # the rule's own resource functions, as Snakemake calls them for each attempt
@@ -67,15 +127,15 @@ def test_runtime_and_memory_scale_with_the_attempt(paper_jobs):
     assert memory(train.wildcards, attempt=2) == int(1.5 * cfg["gpu_mem_mb"])
 
 
-def test_slurm_profile_plans_the_paper_grid_from_the_command_line(tmp_path):
+def test_slurm_profile_plans_the_paper_grid_from_the_command_line(paper_jobs):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
     assert "gpus" not in str(profile.get("default-resources", {}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([SNAKEMAKE, "-n", "--profile", "profiles/slurm", "--quiet",
-                             "rules"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([SNAKEMAKE, "-n", "--profile", "profiles/slurm", "--config",
+                             f"benchmark_root={harness_benchmarks()}", "--quiet", "rules"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.search(r"^total\s+390$", result.stdout, re.M), result.stdout[-2000:]
+    assert re.search(rf"^total\s+{len(paper_jobs)}$", result.stdout, re.M), result.stdout[-2000:]
 
 
 def test_demo_config_plans_every_stage(tmp_path):
