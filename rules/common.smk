@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints, and every input / params / resources function of the workflow.
 import copy
 import json
+import os
 
 from snakemake.utils import validate
 
@@ -46,8 +47,11 @@ def built_model_dir(model):
 
 
 def model_input(wildcards):
-    """The built model directory for locally built models; nothing for hub models (loaded inside jobs)."""
-    return [built_model_dir(wildcards.model)] if "build" in model_cfg(wildcards.model) else []
+    """The built model directory for locally built models; the prefetch marker of hub models (the jobs read the
+    hub cache offline); nothing for a model in a local directory."""
+    if "build" in model_cfg(wildcards.model):
+        return [built_model_dir(wildcards.model)]
+    return [prefetched("model", wildcards.model)] if hub_model(wildcards.model) else []
 
 
 def model_path(wildcards):
@@ -72,8 +76,9 @@ def problems_file():
 
 
 def source_spec(spec):
-    """A data-source spec with {benchmark_root} filled in (so the spec in params is the one used)."""
-    spec = copy.deepcopy(spec)
+    """A data-source spec with {benchmark_root} filled in (so the spec in params is the one used); the problems'
+    own `name` (an output file name, not a hub subset) is left out."""
+    spec = {key: value for key, value in copy.deepcopy(spec).items() if key != "name"}
     if "path" in spec:
         spec["path"] = spec["path"].format(benchmark_root=config["benchmark_root"])
     return canonical(spec)
@@ -81,6 +86,77 @@ def source_spec(spec):
 
 def benchmark_spec(wildcards):
     return source_spec(config["benchmarks"][wildcards.bench])
+
+
+# --- the hub: fetched once by rules/fetch.smk, read offline by every other job -----------------------------
+
+HUB_CACHE = config["hub_cache"] or f"{RESULTS}/hf_cache"
+
+
+def hub_model(model):
+    from mindthegap.fetch import is_hub_id
+
+    cfg = model_cfg(model)
+    return "build" not in cfg and is_hub_id(cfg["path"])
+
+
+def hub_source(spec):
+    from mindthegap.fetch import is_hub_id
+
+    return spec["source"] == "hf" and is_hub_id(spec["path"])
+
+
+def prefetched(kind, name):
+    """The marker of one prefetched repository. ancient(): a re-fetch alone never reruns the jobs that read it."""
+    return ancient(f"{RESULTS}/prefetch/{kind}/{name}.json")
+
+
+def data_source_input(kind, name, spec):
+    """What a data-preparing job reads: the prefetch marker of a hub dataset, or the local file itself (so that an
+    edited file reruns its stage and everything after it)."""
+    if hub_source(spec):
+        return [prefetched(kind, name)]
+    if spec["source"] == "local":
+        return [source_spec(spec)["path"]]
+    return []
+
+
+def problems_input(wildcards):
+    return data_source_input("problems", config["problems"]["name"], config["problems"])
+
+
+def benchmark_input(wildcards):
+    return data_source_input("benchmark", wildcards.bench, config["benchmarks"][wildcards.bench])
+
+
+def prefetch_kind(kind):
+    return "model" if kind == "model" else "dataset"
+
+
+def prefetch_spec(wildcards):
+    if wildcards.kind == "model":
+        cfg = model_cfg(wildcards.name)
+        return canonical({"path": cfg["path"], "revision": cfg.get("revision", "main")})
+    if wildcards.kind == "problems":
+        return source_spec(config["problems"])
+    return source_spec(config["benchmarks"][wildcards.name])
+
+
+def prefetch_config_key(wildcards):
+    """Where the repository is set in the config, for the error messages of the prefetch."""
+    return {"model": f"models.{wildcards.name}", "problems": "problems"}.get(wildcards.kind,
+                                                                               f"benchmarks.{wildcards.name}")
+
+
+def uses_hub():
+    return (any(hub_model(m) for m in config["models"]) or hub_source(config["problems"])
+            or any(hub_source(spec) for spec in config["benchmarks"].values()))
+
+
+if uses_hub():  # every job (local, or re-parsed in a SLURM job) reads the hub cache offline; the prefetch goes online
+    from mindthegap.fetch import hub_environment
+
+    os.environ.update(hub_environment(HUB_CACHE, offline=True))
 
 
 # --- sampling and verification ----------------------------------------------------------------------------
@@ -112,10 +188,10 @@ def backend_options(section, wildcards):
     """Backend settings of a sampling or evaluation job."""
     cfg = model_cfg(wildcards.model)
     options = {"batch_size": config[section]["batch_size"], "stop_tokens": cfg.get("stop_tokens", [])}
+    if cfg.get("max_model_len"):  # both backends: prompt + new tokens fit it (unset: the model's own window)
+        options["max_model_len"] = cfg["max_model_len"]
     if config[section]["backend"] == "vllm":
         options["tensor_parallel_size"] = config["sampling"].get("tensor_parallel_size", 1)
-        if cfg.get("max_model_len"):
-            options["max_model_len"] = cfg["max_model_len"]
     return canonical(options)
 
 
@@ -134,8 +210,19 @@ def verified_shards(phase):
 # --- rewriting and training -------------------------------------------------------------------------------
 
 
+def method_is_extension(method):
+    """Ours, not in the paper (DR+IS, the data-source ablations): planned only with `extensions: true`, and
+    labelled as ours in the tables."""
+    return config["methods"][method].get("extension", False)
+
+
+def planned_methods():
+    """The methods of this run, in config order: the paper's grid, plus our extensions when `extensions: true`."""
+    return [m for m in config["methods"] if config.get("extensions", False) or not method_is_extension(m)]
+
+
 def trained_methods():
-    return [m for m, spec in config["methods"].items() if "data" in spec]
+    return [m for m in planned_methods() if "data" in config["methods"][m]]
 
 
 def dataset_variants():
@@ -165,6 +252,14 @@ def training_hparams_json(wildcards):
     return json.dumps(training_hparams(wildcards), sort_keys=True)
 
 
+def training_layout(wildcards):
+    """GPUs × nodes × per-device batch × accumulation of one training job: a params entry, so another layout
+    retrains (Snakemake compares params). Fails at planning time when the global batch does not divide."""
+    from mindthegap.launch import training_layout as layout
+
+    return layout(training_hparams(wildcards), RES["training_gpus"], RES["training_nodes"])
+
+
 # --- evaluation and report --------------------------------------------------------------------------------
 
 
@@ -188,16 +283,36 @@ def evaluation_params(wildcards):
     return sampling_settings(config["evaluation"])
 
 
+def evaluation_prompt(wildcards):
+    return {"kind": "eval", "template": model_cfg(wildcards.model)["eval_template"]}
+
+
+def evaluation_sample_outputs():
+    """One samples file per benchmark for each evaluation shard: a shard's job samples all benchmarks."""
+    return {bench: f"{RESULTS}/eval/{{model}}/{{method}}/samples/{{scatteritem}}/{bench}.parquet"
+            for bench in config["benchmarks"]}
+
+
 def report_inputs(wildcards):
     return {
         "metrics": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json",
-                          method=list(config["methods"]), bench=list(config["benchmarks"])),
+                          method=planned_methods(), bench=list(config["benchmarks"])),
         "checkpoints": expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods()),
     }
 
 
 def method_labels():
-    return {method: spec["label"] for method, spec in config["methods"].items()}
+    return {method: config["methods"][method]["label"] for method in planned_methods()}
+
+
+def extension_methods():
+    """The planned methods that are ours: the tables label them "(ours)" and never compare them to the paper."""
+    return [method for method in planned_methods() if method_is_extension(method)]
+
+
+def model_names(wildcards):
+    """Config key and path of a model: the report matches them to the paper's model names."""
+    return [wildcards.model, model_cfg(wildcards.model).get("path")]
 
 
 def get_final_output():

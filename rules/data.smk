@@ -23,6 +23,8 @@ rule build_demo_model:
 
 
 rule prepare_problems:
+    input:
+        problems_input,
     output:
         f"{RESULTS}/problems/{{dataset}}.parquet",
     log:
@@ -42,6 +44,8 @@ rule prepare_problems:
 
 
 rule prepare_benchmark:
+    input:
+        benchmark_input,
     output:
         f"{RESULTS}/benchmarks/{{bench}}.parquet",
     log:

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, SHARED, plan_jobs
+from helpers import ROOT, SHARED, harness_benchmarks, plan_jobs
 
 
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
-    """../shared (real benchmark files); tests that need it skip with the reason when it is absent."""
-    if not (SHARED / "data" / "benchmarks").is_dir():
-        pytest.skip(f"{SHARED} is absent: the shared benchmark files live beside the checkout (../shared)")
+    """../shared (real benchmark files); tests that need it skip with the reason when it is absent (CI: fail)."""
+    harness_benchmarks()  # skips with the reason when ../shared is absent; fails under CI=true
     return SHARED
 
 

@@ -20,7 +20,7 @@ BENCHMARK_COLUMNS = ["id", "problem", "answer", "solution"]
 def load_rows(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Raw rows of one source and a name for it in error messages.
 
-    spec keys: source (hf | local | synthetic), path, and for hf: revision, split, name (subset), data_files
+    spec keys: source (hf | local | synthetic), path, and for hf: revision, split, subset, data_files
     (for the hub's generic loaders such as path "json" or "parquet");
     limit keeps the first N rows (the paper uses NuminaMath-CoT's first 50k).
     """
@@ -41,14 +41,20 @@ def load_rows(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _load_hub(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Rows of a hub dataset (or of a local directory laid out like one: the same call, only the path differs).
+
+    `subset` is the hub's configuration name (None: the default one); it is never the pipeline's own name for the
+    data, which names an output file only.
+    """
     import datasets
 
     split = spec.get("split", "train")
     if spec.get("limit"):
         split = f"{split}[:{int(spec['limit'])}]"  # download-side slicing: only what is used is materialised
-    dataset = datasets.load_dataset(spec["path"], spec.get("name"), revision=spec.get("revision"), split=split,
+    dataset = datasets.load_dataset(spec["path"], spec.get("subset"), revision=spec.get("revision"), split=split,
                                     data_files=spec.get("data_files"))
-    return f"hf:{spec['path']}@{spec.get('revision')}/{split}", list(dataset)
+    subset = f"/{spec['subset']}" if spec.get("subset") else ""
+    return f"hf:{spec['path']}{subset}@{spec.get('revision')}/{split}", list(dataset)
 
 
 def _field(row: dict[str, Any], key: str, where: str, index: int, *, required: bool = True) -> str:
@@ -71,12 +77,20 @@ def _row_id(row: dict[str, Any], id_field: str | None, prefix: str, index: int) 
     return f"{prefix}-{index:06d}"
 
 
+def _fields(spec: dict[str, Any], defaults: dict[str, str | None], where: str) -> dict[str, str | None]:
+    """The source's field names for each of our columns: `fields:` of the spec over the defaults."""
+    unknown = sorted(set(spec.get("fields", {})) - set(defaults))
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {unknown} under 'fields'; valid: {sorted(defaults)}")
+    return {**defaults, **spec.get("fields", {})}
+
+
 def load_problems(spec: dict[str, Any], name: str) -> pd.DataFrame:
     """Training problems with expert solutions; the gold answer is the solution's last \\boxed{}."""
     from mindthegap.grading import last_boxed
 
     where, rows = load_rows(spec)
-    fields = {"problem": "problem", "solution": "solution", "answer": None, "id": None, **spec.get("fields", {})}
+    fields = _fields(spec, {"problem": "problem", "solution": "solution", "answer": None, "id": None}, where)
     records = []
     for index, row in enumerate(rows):
         problem = _field(row, fields["problem"], where, index)
@@ -95,11 +109,11 @@ def load_benchmark(spec: dict[str, Any], name: str) -> pd.DataFrame:
     from mindthegap.grading import gold_from_benchmark
 
     where, rows = load_rows(spec)
+    fields = _fields(spec, {"problem": None, "solution": "solution", "id": None}, where)
     gold_rule = spec.get("gold", name)  # which harness rule reads the gold answer (defaults to the bench name)
     records = []
     for index, row in enumerate(rows):
-        problem_key = "problem" if "problem" in row else "question"
-        problem = _field(row, problem_key, where, index)
+        problem_key = fields["problem"] or next((k for k in HARNESS_QUESTION_KEYS if k in row), "problem")
         if gold_rule == "answer":
             answer = _field(row, "answer", where, index)
         else:
@@ -109,12 +123,27 @@ def load_benchmark(spec: dict[str, Any], name: str) -> pd.DataFrame:
                 raise DataError(f"{where}: row {index}: cannot read the gold answer ({gold_rule}): {err!r}") from err
         if not str(answer).strip():
             raise DataError(f"{where}: row {index}: empty gold answer")
-        solution = row.get("solution") or ""
+        problem = harness_question(_field(row, problem_key, where, index), str(answer))
+        solution = row.get(fields["solution"]) or ""
         if isinstance(solution, list):  # OlympiadBench keeps a list of solutions
             solution = "\n\n".join(map(str, solution))
-        records.append({"id": _row_id(row, spec.get("id_field", _guess_id(row)), name, index),
+        records.append({"id": _row_id(row, fields["id"] or _guess_id(row), name, index),
                         "problem": problem, "answer": str(answer), "solution": str(solution)})
     return _unique(pd.DataFrame(records, columns=BENCHMARK_COLUMNS), where)
+
+
+# The harness's `parse_question` reads the first of these fields that a row has.
+HARNESS_QUESTION_KEYS = ("question", "problem", "Question", "input")
+
+
+def harness_question(question: str, gold: str) -> str:
+    """The question text exactly as the Qwen2.5-Math harness's `parse_question` puts it into the prompt: a yes/no or
+    true/false gold adds a hint to the question, and the result is stripped."""
+    if gold.lower() in ("true", "false"):
+        question += " (True or False)"
+    if gold.lower() in ("yes", "no"):
+        question += " (Yes or No)"
+    return question.strip()
 
 
 def _guess_id(row: dict[str, Any]) -> str | None:
@@ -127,5 +156,5 @@ def _guess_id(row: dict[str, Any]) -> str | None:
 def _unique(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     duplicated = frame["id"][frame["id"].duplicated()]
     if len(duplicated):
-        raise DataError(f"{where}: duplicate ids, e.g. {duplicated.iloc[0]!r}; set a unique 'id_field'")
+        raise DataError(f"{where}: duplicate ids, e.g. {duplicated.iloc[0]!r}; name a unique id column with fields: {id: <column>}")
     return frame
