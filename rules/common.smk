@@ -129,8 +129,8 @@ def benchmark_input(wildcards):
     return data_source_input("benchmark", wildcards.bench, config["benchmarks"][wildcards.bench])
 
 
-def prefetch_kind(kind):
-    return "model" if kind == "model" else "dataset"
+def prefetch_kind(wildcards):
+    return "model" if wildcards.kind == "model" else "dataset"
 
 
 def prefetch_spec(wildcards):
@@ -182,6 +182,18 @@ def sampling_settings(section):
 
 def sampling_params(wildcards):
     return sampling_settings(config["sampling"][wildcards.phase])
+
+
+def sampling_backend_options(wildcards):
+    return backend_options("sampling", wildcards)
+
+
+def evaluation_backend_options(wildcards):
+    return backend_options("evaluation", wildcards)
+
+
+def train_template(wildcards):
+    return model_cfg(wildcards.model).get("train_template", "chat")
 
 
 def backend_options(section, wildcards):
@@ -279,12 +291,37 @@ def run_model_revision(wildcards):
     return model_revision(wildcards) if wildcards.method == "base" else None
 
 
+def harness_stop_strings():
+    from mindthegap.prompts import HARNESS_STOP_STRINGS
+
+    return list(HARNESS_STOP_STRINGS)
+
+
 def evaluation_params(wildcards):
     return sampling_settings(config["evaluation"])
 
 
 def evaluation_prompt(wildcards):
     return {"kind": "eval", "template": model_cfg(wildcards.model)["eval_template"]}
+
+
+def evaluation_judge_inputs(wildcards):
+    """Every shard's samples of every benchmark of one run, and the benchmarks' gold answers."""
+    run = f"{RESULTS}/eval/{wildcards.model}/{wildcards.method}"
+    return {
+        "samples": [path for bench in config["benchmarks"]
+                    for path in gather.evaluate(f"{run}/samples/{{scatteritem}}/{bench}.parquet")],
+        "benchmarks": expand(f"{RESULTS}/benchmarks/{{bench}}.parquet", bench=list(config["benchmarks"])),
+    }
+
+
+def evaluation_judge_outputs():
+    """Per benchmark: its verdicts and metrics (what the tables read), from one judging job per run."""
+    outputs = {}
+    for bench in config["benchmarks"]:
+        outputs[f"verdicts_{bench}"] = f"{RESULTS}/eval/{{model}}/{{method}}/{bench}/verdicts.parquet"
+        outputs[f"metrics_{bench}"] = f"{RESULTS}/eval/{{model}}/{{method}}/{bench}/metrics.json"
+    return outputs
 
 
 def evaluation_sample_outputs():

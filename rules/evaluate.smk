@@ -1,6 +1,6 @@
 # n samples per benchmark problem from the base model or a checkpoint, judged; avg@n per benchmark.
 # One sampling job per (model, method, shard) covers every benchmark with one model load (mindthegap.evaluation);
-# judging and metrics stay per benchmark.
+# one CPU job per (model, method) judges them all; verdicts and metrics stay per benchmark.
 
 
 rule evaluate_sample:
@@ -17,7 +17,7 @@ rule evaluate_sample:
         model=run_model_path,
         revision=run_model_revision,
         backend=config["evaluation"]["backend"],
-        backend_options=lambda wc: backend_options("evaluation", wc),
+        backend_options=evaluation_backend_options,
         sampling=evaluation_params,
         prompt=evaluation_prompt,
         chunk_size=config["evaluation"]["chunk_size"],
@@ -41,17 +41,15 @@ rule evaluate_sample:
 
 rule evaluate_judge:
     input:
-        samples=gather.evaluate(
-            f"{RESULTS}/eval/{{{{model}}}}/{{{{method}}}}/samples/{{scatteritem}}/{{{{bench}}}}.parquet"
-        ),
-        benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
+        unpack(evaluation_judge_inputs),
     output:
-        verdicts=f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/verdicts.parquet",
-        metrics=f"{RESULTS}/eval/{{model}}/{{method}}/{{bench}}/metrics.json",
+        **evaluation_judge_outputs(),
     log:
-        f"{RESULTS}/logs/evaluate_judge/{{model}}/{{method}}/{{bench}}.log",
+        f"{RESULTS}/logs/evaluate_judge/{{model}}/{{method}}.log",
     params:
+        benchmarks=list(config["benchmarks"]),
         timeout=config["grader"]["timeout"],
+        stop_strings=harness_stop_strings(),
     threads: config["grader"]["workers"]
     resources:
         slurm_partition=RES["cpu_partition"],

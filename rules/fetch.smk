@@ -14,7 +14,7 @@ rule prefetch:
     log:
         f"{RESULTS}/logs/prefetch/{{kind}}/{{name}}.log",
     params:
-        kind=lambda wildcards: prefetch_kind(wildcards.kind),
+        kind=prefetch_kind,
         spec=prefetch_spec,
         where=prefetch_config_key,
         cache=HUB_CACHE,

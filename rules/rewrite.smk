@@ -13,7 +13,7 @@ rule rewrite:
     params:
         model=model_path,
         revision=model_revision,
-        train_template=lambda wc: model_cfg(wc.model).get("train_template", "chat"),
+        train_template=train_template,
         seed=config["rewrite"]["seed"],
     resources:
         slurm_partition=RES["cpu_partition"],

@@ -17,7 +17,7 @@ rule sample:
         model=model_path,
         revision=model_revision,
         backend=config["sampling"]["backend"],
-        backend_options=lambda wc: backend_options("sampling", wc),
+        backend_options=sampling_backend_options,
         sampling=sampling_params,
         prompt=prompt_spec,
         chunk_size=config["sampling"]["chunk_size"],

@@ -1,6 +1,7 @@
-"""Judge a run's benchmark samples; write verdicts and metrics (avg@n, the harness's mean_acc, pass@n, maj@n, CI,
-grader status, finish reasons)."""
+"""Judge one run's samples of every benchmark; write each benchmark's verdicts and metrics (avg@n, the harness's
+mean_acc, pass@n, maj@n, CI, grader status, finish reasons)."""
 import logging
+from pathlib import Path
 
 import pandas as pd
 
@@ -10,12 +11,14 @@ from mindthegap.runtime import setup_logging
 from mindthegap.verify import judge_samples
 
 setup_logging(snakemake.log[0])
-samples = pd.concat([read_parquet(p) for p in snakemake.input.samples], ignore_index=True)
-judged = judge_samples(samples, read_parquet(snakemake.input.benchmark), workers=snakemake.threads,
-                       timeout=snakemake.params.timeout)
-wc = snakemake.wildcards
-result = evaluation_metrics(judged, model=wc.model, method=wc.method, benchmark=wc.bench)
-logging.info("%s/%s/%s: avg@%d %.2f %%, mean_acc %.2f %%", wc.model, wc.method, wc.bench, result["n"],
-             100 * result["accuracy"], result["mean_acc"])
-write_parquet(judged, snakemake.output.verdicts)
-write_json(result, snakemake.output.metrics)
+params, wc = snakemake.params, snakemake.wildcards
+for bench, gold in zip(params.benchmarks, snakemake.input.benchmarks):
+    shards = [path for path in snakemake.input.samples if Path(path).stem == bench]  # samples/<shard>/<bench>
+    samples = pd.concat([read_parquet(path) for path in shards], ignore_index=True)
+    judged = judge_samples(samples, read_parquet(gold), workers=snakemake.threads, timeout=params.timeout,
+                           stop_strings=params.stop_strings)
+    result = evaluation_metrics(judged, model=wc.model, method=wc.method, benchmark=bench)
+    logging.info("%s/%s/%s: avg@%d %.2f %%, mean_acc %.2f %%", wc.model, wc.method, bench, result["n"],
+                 100 * result["accuracy"], result["mean_acc"])
+    write_parquet(judged, snakemake.output[f"verdicts_{bench}"])
+    write_json(result, snakemake.output[f"metrics_{bench}"])

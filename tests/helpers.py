@@ -21,6 +21,7 @@ def plan_jobs(config: dict, workdir: Path, *, restore_environment: bool = True) 
     import yaml
 
     # As `--configfile`: the config is taken whole (the Snakefile loads config/config.yaml only without one).
+    workdir.mkdir(parents=True, exist_ok=True)
     configfile = workdir / "plan-config.yaml"
     configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     environment = dict(os.environ)  # parsing a hub config sets the HF_* offline variables for its jobs

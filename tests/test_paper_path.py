@@ -63,3 +63,22 @@ def test_local_data_files_are_declared_inputs(tmp_path):
     inputs = {job.wildcards["bench"]: [str(path) for path in job.input]
               for job in jobs if job.rule.name == "prepare_benchmark"}
     assert inputs == {bench: [f"{root}/{bench}/test.jsonl"] for bench in inputs} and len(inputs) == 5
+
+
+def test_hub_benchmarks_load_through_the_hub_call(tmp_path):
+    """A benchmark from the hub (`source: hf`): the same datasets.load_dataset call, here on a local directory
+    laid out like a hub dataset with a named subset; `fields:` maps its columns."""
+    from mindthegap.data import load_benchmark
+
+    data = tmp_path / "org" / "bench" / "main"
+    data.mkdir(parents=True)
+    pd.DataFrame({"uid": ["a", "b"], "statement": [" What is 1+1? ", "Name 2+2."], "answer": ["2", "4"]}).to_parquet(
+        data / "test-00000-of-00001.parquet")
+    (tmp_path / "org" / "bench" / "README.md").write_text(
+        "---\nconfigs:\n- config_name: main\n  data_files:\n  - split: test\n    path: main/test-*\n---\n")
+    spec = {"source": "hf", "path": str(tmp_path / "org" / "bench"), "subset": "main", "split": "test",
+            "gold": "answer", "fields": {"problem": "statement", "id": "uid"}}
+    frame = load_benchmark(spec, "toy")
+    assert frame["id"].tolist() == ["toy-a", "toy-b"]
+    assert frame["problem"].tolist() == ["What is 1+1?", "Name 2+2."]  # stripped, as the harness's parse_question
+    assert frame["answer"].tolist() == ["2", "4"]

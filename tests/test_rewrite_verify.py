@@ -206,3 +206,16 @@ def test_split_and_rewrite_read_only_the_columns_they_need(tmp_path):
     peak = int(probe.stdout.split()[-1])
     assert heavy > 120e6
     assert peak < heavy / 2, f"Arrow peaked at {peak / 1e6:.0f} MB for {heavy / 1e6:.0f} MB of token lists"
+
+
+def test_evaluation_judges_the_text_cut_at_the_harness_stop_words():
+    from mindthegap.prompts import HARNESS_STOP_STRINGS
+    from mindthegap.verify import cut_at_stop_strings
+
+    assert cut_at_stop_strings("so \\boxed{3}.</s>User: next \\boxed{4}", HARNESS_STOP_STRINGS) == "so \\boxed{3}."
+    samples = pd.DataFrame({"problem_id": ["p", "p"], "sample_idx": [0, 1], "finish_reason": ["stop", "stop"],
+                            "completion": [" \\boxed{3}</s>\\boxed{4}", "\\boxed{4}"]})
+    gold = pd.DataFrame({"id": ["p"], "answer": ["3"]})
+    judged = judge_samples(samples, gold, workers=1, timeout=3, stop_strings=HARNESS_STOP_STRINGS)
+    assert judged["correct"].tolist() == [True, False]
+    assert judge_samples(samples, gold, workers=1, timeout=3)["correct"].tolist() == [False, False]

@@ -67,6 +67,24 @@ def test_encode_row_aligns_behaviour_logprobs_and_truncates_every_column(tiny_mo
         training.encode_row({**sampled, "behaviour_logprobs": [-1.0, -1.0]}, tokenizer, None)
 
 
+def test_sampled_rows_end_with_the_models_eos_like_the_papers_responses():
+    """The release trains on response text + tokenizer.eos_token. Qwen2.5-Math-7B's EOS is <|endoftext|>, but under
+    the chat template it stops on <|im_end|>: that stop token becomes EOS, whose behaviour log-prob is unknown."""
+    from real_tokenizers import qwen25_tokenizer
+
+    tokenizer = qwen25_tokenizer()
+    im_end, eos = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id
+    sampled = {"id": "a", "prompt": PROMPT, "completion": "x", "completion_token_ids": [87, 284, im_end],
+               "behaviour_logprobs": [-0.5, -0.25, -0.1], "source": "self"}
+    row = training.encode_row(sampled, tokenizer, None)
+    assert row["labels"][-3:] == [87, 284, eos] and row["behaviour_mask"][-3:] == [1, 1, 0]
+    assert row["behaviour_logprobs"][-3:-1] == [-0.5, -0.25]
+    ended = training.encode_row({**sampled, "completion_token_ids": [87, 284, eos]}, tokenizer, None)
+    assert ended["labels"][-3:] == [87, 284, eos] and ended["behaviour_mask"][-3:] == [1, 1, 1]
+    unended = training.encode_row({**sampled, "completion_token_ids": [87, 284, 16]}, tokenizer, None)
+    assert unended["labels"][-4:] == [87, 284, 16, eos] and unended["behaviour_mask"][-4:] == [1, 1, 1, 0]
+
+
 def _rows(tokenizer):
     sources = ["self", "guided", "expert", "expert"]
     rows = []

@@ -41,7 +41,7 @@ def expected_job_counts(cfg: dict, extensions: bool) -> dict[str, int]:
         "rewrite": models * variants, "train": models * trained,
         # one model load per job for all benchmarks (it was one job per benchmark and shard)
         "evaluate_sample": models * len(methods) * eval_shards,
-        "evaluate_judge": models * len(methods) * benches, "report": models, "manifest": 1, "all": 1,
+        "evaluate_judge": models * len(methods), "report": models, "manifest": 1, "all": 1,
     }
 
 
@@ -58,14 +58,15 @@ def test_paper_grid_job_counts(paper_jobs):
     assert counts["train"] == 8  # {SFT, DFT, DR+SFT, DR+DFT} x 2 models
     # 2 models x 5 methods x 2 shards; one (benchmark, 4-shard) job each was 2 x 5 x 5 x 4 = 200 model loads
     assert counts["evaluate_sample"] == 20
-    assert sum(counts.values()) == 158
+    assert counts["evaluate_judge"] == 10  # one CPU job per run judges its five benchmarks
+    assert sum(counts.values()) == 118
 
 
 def test_extensions_add_our_methods(extended_jobs):
     counts = grid_counts(extended_jobs, extensions=True)
     assert counts == expected_job_counts(paper_config(), extensions=True)
     # + DR+IS and the self-only / guided-only data ablations, and their two extra dataset variants
-    assert (counts["train"], counts["rewrite"], counts["evaluate_sample"], sum(counts.values())) == (14, 8, 32, 210)
+    assert (counts["train"], counts["rewrite"], counts["evaluate_sample"], sum(counts.values())) == (14, 8, 32, 146)
 
 
 def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_jobs, extended_jobs):
@@ -88,7 +89,10 @@ def test_one_evaluation_job_samples_every_benchmark(paper_jobs):
                                 for b in benches]
     judge = next(job for job in paper_jobs if job.rule.name == "evaluate_judge")
     shards = cfg["evaluation"]["shards"]
-    assert len([path for path in judge.input if "/samples/" in path]) == shards  # its benchmark, every shard
+    assert len(judge.input.samples) == shards * len(benches)  # every benchmark, every shard: one CPU job per run
+    run = f"results/eval/{judge.wildcards.model}/{judge.wildcards.method}"
+    assert sorted(judge.output) == sorted(f"{run}/{b}/{f}" for b in benches for f in ("verdicts.parquet",
+                                                                                      "metrics.json"))
 
 
 def test_a_mistyped_method_key_is_refused(tmp_path):

@@ -25,6 +25,11 @@ DEFAULT_GUIDED_TEMPLATE = (
     "Digest the reference solution, then solve the problem yourself; put the final answer within \\boxed{{}}."
 )
 
+# The harness's stop words (math_eval.py): generation stops at any of them and the text is cut at the first one
+# before the answer is extracted. Our backends stop on the models' stop token ids; the text is cut at these too.
+HARNESS_STOP_STRINGS = ("</s>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>",
+                        "<\uff5cend\u2581of\u2581sentence\uff5c>")
+
 # Evaluation prompts as the paper's harness wrote them, in the harness's own `str.format` form ({{}} is a literal
 # {}). qwen-boxed, qwen25-math-cot, deepseek-math: QwenLM/Qwen2.5-Math `evaluation/utils.py`, PROMPT_TEMPLATES
 # (its `construct_prompt` then strips spaces at both ends: a no-op for these). llama31-harness: the fixed string

@@ -94,20 +94,35 @@ def encode_row(row: dict[str, Any], tokenizer, max_length: int | None) -> dict[s
         behaviour = [float(x) for x in row["behaviour_logprobs"]]
         if len(behaviour) != len(completion_ids):
             raise ValueError(f"row {row.get('id')}: {len(completion_ids)} tokens but {len(behaviour)} log-probs")
-        has_behaviour = 1
+        completion_ids, behaviour, known = end_with_eos(completion_ids, behaviour, tokenizer)
     else:
         completion_ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        behaviour, has_behaviour = [0.0] * len(completion_ids), 0
+        behaviour, known = [0.0] * len(completion_ids), [0] * len(completion_ids)
     encoded = {
         "input_ids": prompt_ids + completion_ids,
         "labels": [-100] * len(prompt_ids) + completion_ids,
         "behaviour_logprobs": [0.0] * len(prompt_ids) + behaviour,
-        "behaviour_mask": [0] * len(prompt_ids) + [has_behaviour] * len(completion_ids),
+        "behaviour_mask": [0] * len(prompt_ids) + known,
     }
     if max_length:
         encoded = {key: value[:max_length] for key, value in encoded.items()}
     encoded["source_code"] = SOURCE_CODES[row["source"]]
     return encoded
+
+
+def end_with_eos(ids: list[int], behaviour: list[float], tokenizer) -> tuple[list[int], list[float], list[int]]:
+    """A sampled completion as the paper trains on it: its text, then the model's EOS (the release appends
+    `tokenizer.eos_token` to every response). A sample that stopped on another special token (Qwen2.5-Math's
+    <|im_end|> under the chat template; Llama's <|end_of_text|>) ends with EOS instead. Returns the ids, the
+    behaviour log-probs and a per-token mask of where they are known: not for an EOS the sampler never drew."""
+    eos = tokenizer.eos_token_id
+    known = [1] * len(ids)
+    if ids and ids[-1] == eos:
+        return ids, behaviour, known
+    special = {index for index, token in tokenizer.added_tokens_decoder.items() if token.special}
+    if ids and ids[-1] in special | set(tokenizer.all_special_ids):
+        ids, behaviour, known = ids[:-1], behaviour[:-1], known[:-1]
+    return ids + [eos], behaviour + [0.0], known + [0]
 
 
 @dataclass

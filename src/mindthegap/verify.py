@@ -32,13 +32,23 @@ DECISION_COLUMNS = ["problem_id", "sample_idx", "finish_reason", "correct", "sta
 READ_BATCH_ROWS = 512  # rows decoded at a time when fetching the large columns of kept samples
 
 
-def judge_samples(samples: pd.DataFrame, gold: pd.DataFrame, *, workers: int, timeout: float) -> pd.DataFrame:
-    """`samples` plus extracted answer, correct and grader status; `gold` has columns id, answer."""
+def cut_at_stop_strings(text: str, stop_strings: tuple[str, ...] | list[str]) -> str:
+    """The text as the harness graded it: cut at the first stop string it holds, then stripped."""
+    for stop in stop_strings:
+        text = text.split(stop, 1)[0]
+    return text.strip()
+
+
+def judge_samples(samples: pd.DataFrame, gold: pd.DataFrame, *, workers: int, timeout: float,
+                  stop_strings: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """`samples` plus extracted answer, correct and grader status; `gold` has columns id, answer. With
+    `stop_strings`, each completion is judged as cut at the first of them (the evaluation harness's stop words)."""
     answers = dict(zip(gold["id"], gold["answer"]))
     missing = sorted(set(samples["problem_id"]) - set(answers))
     if missing:
         raise DataError(f"samples refer to problems without a gold answer, e.g. {missing[:3]}")
-    pairs = [(answers[pid], text) for pid, text in zip(samples["problem_id"], samples["completion"])]
+    pairs = [(answers[pid], cut_at_stop_strings(text, stop_strings))
+             for pid, text in zip(samples["problem_id"], samples["completion"])]
     verdicts = judge_batch(pairs, workers=workers, timeout=timeout)
     judged = samples.copy()
     judged["extracted"] = [v.extracted for v in verdicts]
