@@ -3,9 +3,23 @@ import copy
 import json
 import os
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
-validate(config, "../config/schema.yaml")
+from mindthegap.config_check import ConfigError, check_config
+
+
+def config_sources():
+    """The config file(s) in use, for error messages: `--configfile`s, else the paper's (+ `--config` values)."""
+    files = [str(path) for path in workflow.overwrite_configfiles] or ["config/config.yaml"]
+    return files + (["--config values"] if workflow.config_settings.config else [])
+
+
+# Strict (unknown keys are errors, with the closest valid key), one line per error; fills in the defaults.
+# A WorkflowError is printed as its message alone, without a traceback into the checker.
+try:
+    check_config(config, f"{workflow.basedir}/config/schema.yaml", config_sources())
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 
 scattergather:

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -150,7 +151,12 @@ def test_train_publishes_a_model_and_resumes_from_its_last_checkpoint(tiny_model
     dataset = tmp_path / "data.parquet"
     write_parquet(pd.DataFrame(_rows(tokenizer)), dataset)
     work, out = tmp_path / "work", tmp_path / "out"
-    first = training.train(str(dataset), str(tiny_model_dir), str(out), str(work), {**HPARAMS, "max_steps": 1})
+    umask = os.umask(0o022)
+    try:
+        first = training.train(str(dataset), str(tiny_model_dir), str(out), str(work), {**HPARAMS, "max_steps": 1})
+    finally:
+        os.umask(umask)
+    assert {oct(path.stat().st_mode & 0o777) for path in out.iterdir()} == {"0o644"}, "readable by colleagues"
     assert first["global_steps"] == 1 and first["resumed_from"] is None
     assert (work / "checkpoint-1").is_dir()
     # A requeued job with the same work dir continues from checkpoint-1 instead of starting over.

@@ -16,6 +16,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from mindthegap.io import apply_umask
+
 log = logging.getLogger(__name__)
 
 LEVELS = (1, 2, 3, 4)
@@ -155,6 +157,7 @@ def build_model(output_dir: str | Path, *, seed: int, steps: int, batch_size: in
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
+    apply_umask(output_dir)  # safetensors writes the weights 0600
     return {"final_loss": float(loss.item()), "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": len(tokenizer)}
 

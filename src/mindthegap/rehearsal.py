@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from mindthegap.io import apply_umask
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,6 +110,7 @@ def build_tiny_model(hub_id: str, output_dir: Path, seed: int = 0) -> Path:
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    apply_umask(tmp)  # safetensors writes the weights 0600
     tmp.rename(output_dir)
     return output_dir
 

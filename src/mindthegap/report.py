@@ -187,17 +187,23 @@ def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str
 
 def training_diagnostics(checkpoints: dict[str, str | Path], labels: dict[str, str]) -> pd.DataFrame:
     """Per trained method: steps, mean training loss, and the token-weight statistics per source (averaged over
-    the logged steps). Under IS, the weight variance per source is the quantity the paper says rewriting shrinks."""
+    the logged steps). Under IS, the weight variance per source is the quantity the paper says rewriting shrinks.
+
+    Each logged entry averages the steps since the previous one (windows are shorter where a checkpoint closed
+    one), so it counts that many steps; an entry without a `step` counts one."""
     rows = []
     for method, directory in checkpoints.items():
         record = json.loads((Path(directory) / "training_log.json").read_text())
         logged = [entry for entry in record["log_history"] if "loss" in entry]
+        ends = [entry.get("step") for entry in logged]
+        steps = [end - start if None not in (start, end) else 1 for start, end in zip([0, *ends], ends)]
         row = {"Method": labels[method], "steps": record["summary"]["global_steps"],
                "train loss": record["summary"]["train_loss"]}
         keys = sorted({key for entry in logged for key in entry if key.startswith("weight_")})
         for key in keys:
-            values = [entry[key] for entry in logged if key in entry]
-            row[key.replace("weight_", "w ").replace("/", " ")] = sum(values) / len(values)
+            weighted = [(entry[key], window) for entry, window in zip(logged, steps) if key in entry]
+            row[key.replace("weight_", "w ").replace("/", " ")] = (sum(value * window for value, window in weighted)
+                                                                   / sum(window for _, window in weighted))
         rows.append(row)
     return pd.DataFrame(rows).set_index("Method")
 

@@ -182,13 +182,55 @@ def _trainer_class():
             self._metrics[mode]["mean_token_accuracy"].append((outputs.is_top1.sum() / valid).item())
             return (loss, outputs) if return_outputs else loss
 
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "train_loss" in logs:  # the end-of-training record: the run's loss, not only this call's steps
+                logs = {**logs, "train_loss": run_mean_loss(self.state.log_history)}
+            super().log(logs, start_time)
+
     return WeightedSFTTrainer
 
 
+def run_mean_loss(log_history: list[dict[str, Any]]) -> float:
+    """Mean training loss over every step of the run, from the logged windows (a resumed run's log_history starts
+    with the checkpoint's): each entry's `loss` is the mean over the steps since the previous entry, so it counts
+    that many times. The Trainer's own `training_loss` covers only the steps of the last `train()` call."""
+    total, steps, previous = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry:
+            window = entry["step"] - previous
+            total, steps, previous = total + entry["loss"] * window, steps + window, entry["step"]
+    return total / steps if steps else math.nan
+
+
+def _checkpoints_close_logging_windows():
+    from transformers import TrainerCallback
+
+    class CheckpointsCloseLoggingWindows(TrainerCallback):
+        """Logs at every checkpoint and at the last step, so that no logging window spans a checkpoint.
+
+        The logged statistics (loss, token weights) are accumulated in memory between two logs, and only the
+        logs already written are in a checkpoint: a window open at a checkpoint would lose its first part when a
+        job killed past it resumes. The Trainer logs before it saves in the same step, so a checkpoint holds every
+        logged window whole, and a resumed run logs the same windows as an uninterrupted one. Per-rank
+        accumulators need not be saved (only rank 0 writes trainer_state.json). Runs after DefaultFlowCallback,
+        which sets `should_save`."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save or control.should_training_stop:
+                control.should_log = True
+            return control
+
+    return CheckpointsCloseLoggingWindows()
+
+
 def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams: dict[str, Any], *,
-          revision: str | None = None) -> dict[str, Any]:
+          revision: str | None = None, callbacks: list | tuple = ()) -> dict[str, Any]:
     """Fine-tune `model` on a rewritten/expert dataset; resume from the last checkpoint in `work_dir`;
-    publish the final model (+ tokenizer, training log) into `output_dir`."""
+    publish the final model (+ tokenizer, training log) into `output_dir`. `callbacks`: extra TrainerCallbacks.
+
+    The published diagnostics (training_log.json) do not depend on whether the job was killed and resumed: the
+    log is restored from the checkpoint, no logging window spans a checkpoint, and the summary's train loss is
+    recomputed from the whole log (`run_mean_loss`)."""
     import pandas as pd
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -228,13 +270,13 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
         model=network, args=config, train_dataset=encoded, processing_class=tokenizer,
         data_collator=WeightedCollator(tokenizer.pad_token_id), loss=hparams["loss"],
         is_clip=hparams.get("is_clip", 2.0), expert_weight=hparams.get("is_expert_weight", "dft"),
-        callbacks=[check],
+        callbacks=[check, _checkpoints_close_logging_windows(), *callbacks],
     )
     last = get_last_checkpoint(work_dir) if Path(work_dir).is_dir() else None
     if last:
         log.info("resuming training from %s", last)
-    result = trainer.train(resume_from_checkpoint=last)
-    summary = {"train_loss": result.training_loss, "global_steps": trainer.state.global_step,
+    trainer.train(resume_from_checkpoint=last)
+    summary = {"train_loss": run_mean_loss(trainer.state.log_history), "global_steps": trainer.state.global_step,
                "resumed_from": last, "gradient_accumulation_steps": accumulation, "world_size": world,
                "rows": len(rows), "mixed_precision": "bf16" if use_bf16 else "no", "master_weights": check.dtypes}
     publish(trainer, tokenizer, output_dir, summary)
@@ -275,7 +317,7 @@ def publish(trainer, tokenizer, output_dir: str | Path, summary: dict[str, Any])
     writes on the main process only); the tokenizer and the log are written by the world's process zero alone, so
     processes never race on the same files.
     """
-    from mindthegap.io import write_json
+    from mindthegap.io import apply_umask, write_json
 
     trainer.model.config.use_cache = True  # training turns the KV cache off; generation from this model wants it
     trainer.save_model(str(output_dir))
@@ -283,3 +325,4 @@ def publish(trainer, tokenizer, output_dir: str | Path, summary: dict[str, Any])
         tokenizer.save_pretrained(str(output_dir))
         write_json({"summary": summary, "log_history": trainer.state.log_history},
                    Path(output_dir) / "training_log.json")
+        apply_umask(output_dir)  # safetensors writes the weights 0600: colleagues must be able to read the model

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections import Counter
-from pathlib import Path
+
+from mindthegap.io import write_text
 
 
 class InputError(ValueError):
@@ -84,12 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        out_path = Path(args.output)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=out_path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out_path)
+        write_text(text, args.output)  # atomic, and readable as the umask says (mkstemp made it 0600)
     counts = Counter(v.status for v in verdicts)
     summary = " ".join(f"{k}={counts.get(k, 0)}" for k in ("correct", "wrong", "no_answer", "unparsable", "timeout"))
     print(f"graded {len(verdicts)} pairs: {summary}", file=sys.stderr)
