@@ -5,10 +5,10 @@ on arithmetic problems with known answers:
 
 1. sampling: `mindthegap.sampling.sample_to_parquet` with the transformers backend in bf16 (the behaviour
    log-probs of every sampled token are recorded, as for the rewriting stage);
-2. teacher-forced scoring: one batched forward pass over prompt + sampled completion per sample; the log-prob of
-   each sampled token must agree with the one recorded while sampling, within `TOLERANCE` (the two computations
-   differ only by the KV cache and the padding side, so the gap is bf16 rounding, not a misalignment, which would
-   be off by whole nats);
+2. teacher-forced scoring: the backend's `score` (batched forward passes over prompt + sampled completion); the
+   log-prob of each sampled token must agree with the one recorded while sampling, within `TOLERANCE` (the two
+   computations differ only by the KV cache and the padding side, so the gap is bf16 rounding, not a
+   misalignment, which would be off by whole nats);
 3. training: `mindthegap.training.train` for `--steps` steps of each loss (sft, dft, is), bf16 autocast over fp32
    master weights, on the samples (self rows, with their behaviour log-probs) and the expert solutions;
 4. evaluation: the samples graded by `mindthegap.verify.judge_samples`, avg@n and the harness's mean_acc.
@@ -115,40 +115,17 @@ def sample(model_dir: Path, problems, size: dict[str, int], device: str, output:
     seconds = time.perf_counter() - start - loaded["load_s"]
     samples = read_parquet(output)
     tokens = int(samples["num_tokens"].sum())
-    return {"samples": samples, "model": loaded["backend"].model, "summary": summary, "tokens": tokens,
+    return {"samples": samples, "backend": loaded["backend"], "summary": summary, "tokens": tokens,
             "seconds": seconds, "tokens_per_s": tokens / seconds, "load_s": loaded["load_s"]}
 
 
-def teacher_forced_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], *,
-                            batch_size: int, pad_id: int) -> list[list[float]]:
-    """log p(completion token | prompt, earlier completion tokens) per token, by batched forward passes
-    (right-padded; the recorded log-probs came from left-padded, KV-cached generation)."""
-    import torch
-
-    scores: list[list[float]] = []
-    for start in range(0, len(prompt_ids), batch_size):
-        rows = [p + c for p, c in zip(prompt_ids[start:start + batch_size], completion_ids[start:start + batch_size])]
-        width = max(map(len, rows))
-        ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows], device=model.device)
-        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=model.device)
-        with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, ids[:, 1:, None]).squeeze(2).cpu()
-        for row, (prompt, completion) in enumerate(zip(prompt_ids[start:start + batch_size],
-                                                       completion_ids[start:start + batch_size])):
-            first = len(prompt) - 1  # the logits at position t predict token t + 1
-            scores.append(logp[row, first:first + len(completion)].tolist())
-    return scores
-
-
-def score(sampled: dict[str, Any], model_dir: Path, size: dict[str, int]) -> dict[str, Any]:
+def score(sampled: dict[str, Any]) -> dict[str, Any]:
+    """Teacher-forced scoring of every sample by the sampling backend itself (`Backend.score`)."""
     samples = sampled["samples"]
-    tokenizer = _tokenizer(model_dir)
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in samples["prompt"]]
+    backend = sampled["backend"]
     completion_ids = [list(map(int, ids)) for ids in samples["token_ids"]]
     start = time.perf_counter()
-    scored = teacher_forced_logprobs(sampled["model"], prompt_ids, completion_ids,
-                                     batch_size=size["batch_size"], pad_id=tokenizer.pad_token_id)
+    scored = backend.score(samples["prompt"].tolist(), completion_ids)
     seconds = time.perf_counter() - start
     gaps = [abs(a - float(b)) for ours, recorded in zip(scored, samples["logprobs"]) for a, b in zip(ours, recorded)]
     if not gaps:
@@ -157,7 +134,7 @@ def score(sampled: dict[str, Any], model_dir: Path, size: dict[str, int]) -> dic
     if agreement["max_abs"] > TOLERANCE["max_abs"] or agreement["mean_abs"] > TOLERANCE["mean_abs"]:
         raise AssertionError(f"teacher-forced log-probs disagree with the recorded ones: {agreement}, "
                              f"tolerance {TOLERANCE}")
-    tokens = sum(map(len, prompt_ids)) + sum(map(len, completion_ids))
+    tokens = sum(backend.prompt_lengths(samples["prompt"].tolist())) + sum(map(len, completion_ids))
     return {**agreement, "seconds": seconds, "tokens_per_s": tokens / seconds}
 
 
@@ -239,9 +216,9 @@ def run(device: str, size_name: str, steps: int, workdir: Path) -> dict[str, Any
     sampled = sample(model_dir, problems, size, device, workdir / "samples.parquet")
     report["sampling"] = {k: sampled[k] for k in ("tokens", "seconds", "tokens_per_s", "load_s", "summary")}
     _print("sampling (bf16, transformers)", report["sampling"])
-    report["scoring"] = score(sampled, model_dir, size)
+    report["scoring"] = score(sampled)
     _print("teacher-forced scoring", report["scoring"], f"tolerance {TOLERANCE}")
-    del sampled["model"]
+    del sampled["backend"]
     if device == "cuda":
         torch.cuda.empty_cache()
     rows = training_rows(sampled["samples"], problems, _tokenizer(model_dir))

@@ -8,7 +8,9 @@ It builds the arguments exactly as `mindthegap.generation.vllm` builds them (its
 against the real classes: `EngineArgs(**engine_kwargs(...))` and `SamplingParams(**sampling_kwargs(...))` are
 constructed (vLLM validates both), every vLLM method the backend calls exists and takes the parameters passed,
 and the output objects the backend reads (`RequestOutput`, `CompletionOutput`, `Logprob`, `FlatLogprobs`) are
-built with the real classes and read back through `completion_from_output`. Prints one line per check; exits 1
+built with the real classes and read back through `completion_from_output`. Scoring too: `scoring_kwargs`'
+SamplingParams, the prompt log-probs vLLM computes (raw log-softmax whatever the logprobs_mode) built by vLLM's own
+functions and read back through `scores_from_output`. Prints one line per check; exits 1
 with the failures when any check fails.
 """
 
@@ -137,6 +139,47 @@ def _child_seeds() -> None:
     require(seeds == [100, 101, 102], f"child seeds are {seeds}, not seed + index")
 
 
+@check("SamplingParams(**scoring_kwargs(), output_kind=FINAL_ONLY): prompt log-probs of the prompt's own tokens, "
+       "one token generated, the prefix cache not read")
+def _scoring_params() -> str:
+    from vllm import SamplingParams as VLLMSamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from mindthegap.generation.vllm import scoring_kwargs
+
+    kwargs = scoring_kwargs()
+    built = VLLMSamplingParams(**kwargs, output_kind=RequestOutputKind.FINAL_ONLY)
+    for name, value in kwargs.items():
+        require(getattr(built, name) == value, f"SamplingParams.{name} became {getattr(built, name)!r}")
+    # a cached prefix would have no prompt log-probs: vLLM must skip reading the cache for these requests
+    require(built.skip_reading_prefix_cache is True,
+            f"skip_reading_prefix_cache is {built.skip_reading_prefix_cache!r} for a prompt_logprobs request")
+    return ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+
+
+@check("prompt log-probs are the fp32 log-softmax of the raw logits, whatever the logprobs_mode (processed = raw)")
+def _prompt_logprobs_are_raw() -> None:
+    from vllm.v1.sample.sampler import Sampler
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    source = inspect.getsource(GPUModelRunner._get_prompt_logprobs_dict)
+    require("scores = self.sampler.compute_logprobs(logits)" in source and "apply_temperature" not in source,
+            "GPUModelRunner._get_prompt_logprobs_dict no longer scores prompt tokens by compute_logprobs(logits)")
+    require("logits = self.model.compute_logits(prompt_hidden_states)" in source,
+            "prompt log-probs no longer come straight from the model's logits")
+    require("log_softmax(dim=-1, dtype=torch.float32)" in inspect.getsource(Sampler.compute_logprobs),
+            "Sampler.compute_logprobs is no longer an fp32 log-softmax")
+
+
+@check("a token prompt that fills the window is refused (score leaves one token free for the one generated)")
+def _scoring_window() -> None:
+    from vllm.v1.engine.input_processor import InputProcessor
+
+    source = inspect.getsource(InputProcessor)
+    require('prompt_len == max_prompt_len and model_config.runner_type == "generate"' in source,
+            "InputProcessor's prompt-length check changed: revisit VLLMBackend.score's window check")
+
+
 # --- what we call -------------------------------------------------------------------------------------------
 
 
@@ -231,6 +274,37 @@ def _flat_logprobs() -> None:
     flat.append({2: Logprob(-0.25)})
     completion = completion_from_output(_completion_output(flat), seed=0)
     require(completion.logprobs == [-0.5, -0.25], f"read back {completion.logprobs}")
+
+
+@check("prompt log-probs as vLLM builds them (Sampler.gather_logprobs, k=0; list and flat containers), in a "
+       "RequestOutput, read back through scores_from_output")
+def _prompt_logprobs_output() -> str:
+    import torch
+    from vllm.logprobs import create_prompt_logprobs
+    from vllm.outputs import RequestOutput
+    from vllm.v1.engine.logprobs import LogprobsProcessor
+    from vllm.v1.sample.sampler import Sampler
+
+    from mindthegap.generation.vllm import scores_from_output
+
+    prompt, completion = [3, 4], [2, 7]
+    ids = prompt + completion
+    logprobs = Sampler.compute_logprobs(torch.randn(len(ids) - 1, 11))  # position t predicts token t + 1
+    tensors = Sampler.gather_logprobs(logprobs, 0, torch.tensor(ids[1:]))
+    expected = logprobs[range(len(ids) - 1), ids[1:]][-len(completion):].tolist()
+    widths = []
+    for flat in (False, True):
+        processor = LogprobsProcessor(tokenizer=None, logprobs=None, prompt_logprobs=create_prompt_logprobs(flat),
+                                      cumulative_logprob=None, num_logprobs=None, num_prompt_logprobs=0)
+        processor._update_prompt_logprobs(tensors)
+        output = RequestOutput(request_id="mtg-0", prompt=None, prompt_token_ids=ids,
+                               prompt_logprobs=processor.prompt_logprobs, outputs=[_completion_output(None)],
+                               finished=True)
+        widths.append(len(output.prompt_logprobs[1]))
+        scores = scores_from_output(output, len(completion))
+        require(scores == expected, f"flat={flat}: read back {scores}, not {expected}")
+    require(widths == [1, 1], f"prompt_logprobs=0 gave {widths} entries per position, not the prompt token alone")
+    return f"{len(ids)} prompt tokens, {len(completion)} scored"
 
 
 @check("finish reasons: vLLM's strings for a stop and a cut are the ones we store")

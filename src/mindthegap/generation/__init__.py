@@ -9,6 +9,11 @@ Every backend knows its context window (`max_model_len`) and counts prompt token
 them, so the caller can give each prompt its own budget of new tokens (`max_new_tokens` per prompt): prompt +
 completion always fit the window. A backend that can return prompts as they finish, instead of all at the end of
 a call, also has `stream` (the vLLM backend: see `mindthegap.sampling` for why that matters).
+
+Both also score fixed continuations (`score`): teacher-forced, the log-prob of each given completion token after
+the prompt and the completion tokens before it, under the model's own distribution (temperature 1, no top-p). At
+temperature 1 and top-p 1 that is the very quantity `sample` records, so scoring what was sampled gives back its
+recorded log-probs (up to the numerics of a cached vs a full forward pass).
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ class Backend(Protocol):
                max_new_tokens: list[int] | None = None) -> list[list[Completion]]:
         """n completions for each prompt, in prompt order; `max_new_tokens`: a budget per prompt that replaces
         `params.max_new_tokens` (the caller keeps it within the context window)."""
+
+    def score(self, prompts: list[str], completions: list[list[int]]) -> list[list[float]]:
+        """Teacher-forced log p(token | prompt, earlier completion tokens) for every token id of each completion
+        (the prompt is tokenized as `sample` tokenizes it; the completion is given as token ids, as `sample`
+        returns them, so nothing is re-tokenized). The model's raw distribution: temperature 1, no top-p.
+        Prompt + completion must fit the context window (vLLM: with one token to spare)."""
 
 
 class StreamingBackend(Backend, Protocol):
