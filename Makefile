@@ -46,11 +46,9 @@ test-fast: install
 gpu-check: install
 	$(BIN)/python -m mindthegap.gpu_check $(GPU_CHECK_ARGS)
 
-## dry-run: plan the paper's grid for SLURM without running anything; the harness's benchmark files are inputs:
-## `make dry-run BENCHMARK_ROOT=/path/to/benchmarks` where they are not under data/benchmarks (README step 2)
-BENCHMARK_ROOT ?= data/benchmarks
+## dry-run: plan the paper's grid for SLURM without running anything
 dry-run: install
-	$(SNAKEMAKE) -n --profile profiles/slurm --config benchmark_root=$(BENCHMARK_ROOT)
+	$(SNAKEMAKE) -n --profile profiles/slurm
 
 ## rehearsal: the paper's own config (config/config.yaml) end to end on this machine, changing only what cannot
 ## exist here: tiny random models with the real Qwen2.5-Math / Llama-3.1 tokenizers, a local NuminaMath-CoT stand-in

@@ -127,12 +127,12 @@ def prefetched(kind, name):
 
 def data_source_input(kind, name, spec):
     """What a data-preparing job reads: the prefetch marker of a hub dataset, or the local file itself (so that an
-    edited file reruns its stage and everything after it)."""
+    edited file reruns its stage and everything after it). A local file not in place yet is no input: the grid
+    still plans (README step 2 may come later), and the job that reads it names the missing file."""
     if hub_source(spec):
         return [prefetched(kind, name)]
-    if spec["source"] == "local":
-        return [source_spec(spec)["path"]]
-    return []
+    path = source_spec(spec).get("path", "")
+    return [path] if spec["source"] == "local" and os.path.exists(path) else []
 
 
 def problems_input(wildcards):

@@ -82,3 +82,14 @@ def test_hub_benchmarks_load_through_the_hub_call(tmp_path):
     assert frame["id"].tolist() == ["toy-a", "toy-b"]
     assert frame["problem"].tolist() == ["What is 1+1?", "Name 2+2."]  # stripped, as the harness's parse_question
     assert frame["answer"].tolist() == ["2", "4"]
+
+
+def test_the_papers_config_plans_before_its_benchmark_files_are_in_place(tmp_path):
+    """`snakemake -n --profile profiles/slurm` as shipped: data/benchmarks/ does not exist yet."""
+    from helpers import load_config, plan_jobs
+
+    jobs = plan_jobs(load_config("config.yaml"), tmp_path)
+    prepares = [job for job in jobs if job.rule.name == "prepare_benchmark"]
+    assert len(prepares) == 5 and all(not job.input for job in prepares)
+    assert sum(job.rule.name == "train" for job in jobs) == 8
+
