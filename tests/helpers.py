@@ -10,25 +10,28 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def plan_jobs(config: dict, workdir: Path, *, restore_environment: bool = True) -> list:
+def plan_jobs(config: dict | None, workdir: Path, *, overrides: dict | None = None,
+              restore_environment: bool = True) -> list:
     """The jobs a dry run of the workflow in `workdir` would execute, through the Snakemake API.
 
-    No network is used: data and models are loaded inside jobs, never while the DAG is built.
+    `config` is taken whole, as `--configfile`; None plans the Snakefile's default config with `overrides` on top,
+    as `--config key=value`. No network is used: data and models are loaded inside jobs, never while the DAG is built.
     """
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
 
     import yaml
 
-    # As `--configfile`: the config is taken whole (the Snakefile loads config/config.yaml only without one).
     workdir.mkdir(parents=True, exist_ok=True)
-    configfile = workdir / "plan-config.yaml"
-    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    configfiles = []
+    if config is not None:
+        configfiles.append(workdir / "plan-config.yaml")
+        configfiles[0].write_text(yaml.safe_dump(config, sort_keys=False))
     environment = dict(os.environ)  # parsing a hub config sets the HF_* offline variables for its jobs
     try:
         with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
             workflow = api.workflow(resource_settings=ResourceSettings(cores=2),
-                                    config_settings=ConfigSettings(configfiles=[configfile]),
+                                    config_settings=ConfigSettings(configfiles=configfiles, config=overrides or {}),
                                     snakefile=ROOT / "Snakefile", workdir=workdir)
             workflow.dag().execute_workflow(executor="dryrun")
             # The dry-run executor marks every job it would have run as finished: that set is the plan.
@@ -46,8 +49,8 @@ def load_config(name: str) -> dict:
 
 
 def harness_benchmarks() -> Path:
-    """The real benchmark files of the paper's harness (../shared/data/benchmarks). The paper's config reads them
-    as declared inputs, so planning it needs them: absent, a test skips with the reason (fails under CI=true)."""
+    """The real benchmark files of the paper's harness (../shared/data/benchmarks), which the paper's config reads:
+    absent, a test skips with the reason (fails under CI=true)."""
     import pytest
 
     root = SHARED / "data" / "benchmarks"

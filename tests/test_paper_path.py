@@ -5,25 +5,12 @@ import subprocess
 
 import pandas as pd
 
-from helpers import ROOT, SNAKEMAKE, harness_benchmarks
-
-
-def _plan_with_overrides(overrides: dict, workdir) -> list:
-    """A dry run like `snakemake -n --config key=value`: no config file given, so the Snakefile's default applies."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
-
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(cores=2),
-                                config_settings=ConfigSettings(config=overrides),
-                                snakefile=ROOT / "Snakefile", workdir=workdir)
-        workflow.dag().execute_workflow(executor="dryrun")
-        return list(workflow._workflow.dag._finished)
+from helpers import ROOT, SNAKEMAKE, harness_benchmarks, load_config, paper_config, plan_jobs
 
 
 def test_config_overrides_apply_on_top_of_the_papers_config(tmp_path):
     root = harness_benchmarks()
-    jobs = _plan_with_overrides({"benchmark_root": str(root)}, tmp_path)
+    jobs = plan_jobs(None, tmp_path, overrides={"benchmark_root": str(root)})
     paths = {job.params.spec["path"] for job in jobs if job.rule.name == "prepare_benchmark"}
     assert paths == {f"{root}/{b}/test.jsonl" for b in ("math500", "minerva_math", "olympiadbench", "aime24", "amc23")}
     assert {job.wildcards["model"] for job in jobs if job.rule.name == "train"} == {
@@ -56,8 +43,6 @@ def test_hub_problems_load_through_the_rule(tmp_path):
 
 def test_local_data_files_are_declared_inputs(tmp_path):
     """An edited benchmark or problems file reruns its stage: Snakemake sees the file itself as the input."""
-    from helpers import paper_config, plan_jobs
-
     root = harness_benchmarks()
     jobs = plan_jobs(paper_config(), tmp_path)
     inputs = {job.wildcards["bench"]: [str(path) for path in job.input]
@@ -86,8 +71,6 @@ def test_hub_benchmarks_load_through_the_hub_call(tmp_path):
 
 def test_the_papers_config_plans_before_its_benchmark_files_are_in_place(tmp_path):
     """`snakemake -n --profile profiles/slurm` as shipped: data/benchmarks/ does not exist yet."""
-    from helpers import load_config, plan_jobs
-
     jobs = plan_jobs(load_config("config.yaml"), tmp_path)
     prepares = [job for job in jobs if job.rule.name == "prepare_benchmark"]
     assert len(prepares) == 5 and all(not job.input for job in prepares)

@@ -43,7 +43,6 @@ SIZES: dict[str, dict[str, int]] = {
 # size ~10 carry errors of ~0.04, and cached vs full-sequence attention sums in another order.
 TOLERANCE = {"max_abs": 0.15, "mean_abs": 0.02}
 LOSSES = ("sft", "dft", "is")
-QWEN25_VOCAB_ROWS = 152_064  # Qwen2.5-Math-7B's embedding rows (151,665 tokens, padded)
 STOP_TOKENS = ["<|im_end|>", "<|endoftext|>"]
 
 
@@ -55,7 +54,7 @@ def build_model(directory: Path, size: dict[str, int], seed: int = 0) -> Path:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mindthegap.real_tokenizers import qwen25_math_tokenizer
+    from mindthegap.real_tokenizers import QWEN25_VOCAB_ROWS, qwen25_math_tokenizer
 
     tokenizer = qwen25_math_tokenizer()
     torch.manual_seed(seed)

@@ -58,22 +58,26 @@ THREADS = {"sample": 1, "evaluate_sample": 1, "train": 1}
 # --- the paper's models, tiny ------------------------------------------------------------------------------
 
 
-def _qwen25_math_7b(tokenizer) -> tuple[Any, dict[str, Any]]:
+def _qwen25_math_7b() -> tuple[Any, dict[str, Any]]:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from mindthegap.real_tokenizers import QWEN25_VOCAB_ROWS
+
     # Qwen2.5-Math-7B's config.json with the sizes shrunk (hidden 3584, 28 layers, 28 heads, 4 KV heads).
-    config = Qwen2Config(vocab_size=152_064, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+    config = Qwen2Config(vocab_size=QWEN25_VOCAB_ROWS, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
                          rope_theta=10_000.0, tie_word_embeddings=False, bos_token_id=151643, eos_token_id=151643)
     generation = {"bos_token_id": 151643, "eos_token_id": 151643, "do_sample": False, "max_new_tokens": 2048}
     return Qwen2ForCausalLM(config), generation
 
 
-def _llama31_8b_instruct(tokenizer) -> tuple[Any, dict[str, Any]]:
+def _llama31_8b_instruct() -> tuple[Any, dict[str, Any]]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from mindthegap.real_tokenizers import LLAMA31_VOCAB_ROWS
+
     # Llama-3.1-8B-Instruct's config.json with the sizes shrunk (hidden 4096, 32 layers, 32 heads, 8 KV heads).
-    config = LlamaConfig(vocab_size=128_256, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=LLAMA31_VOCAB_ROWS, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=131_072,
                          rope_theta=500_000.0, tie_word_embeddings=False, bos_token_id=128000,
                          eos_token_id=[128001, 128008, 128009])
@@ -105,7 +109,7 @@ def build_tiny_model(hub_id: str, output_dir: Path, seed: int = 0) -> Path:
     make_tokenizer, make_model = builders[hub_id]
     torch.manual_seed(seed)
     tokenizer = make_tokenizer()
-    model, generation = make_model(tokenizer)
+    model, generation = make_model()
     model.generation_config = GenerationConfig(**generation)
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     model.save_pretrained(tmp)
