@@ -2,6 +2,7 @@
 import copy
 import json
 import os
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -34,9 +35,56 @@ wildcard_constraints:
     phase="self|guided",
     variant="expert|rewritten|self_expert|guided_expert",
     scatteritem=r"\d+-of-\d+",
+    round=r"\d+",
+    seed=r"\d+",
+    # "base", or round{r}/{method}/seed{s} (mindthegap.rounds.run_id)
+    run=rf"base|round\d+/({'|'.join(config['methods'])})/seed\d+",
 
 
 RESULTS = config["results_dir"]
+
+
+# --- paths of the per-round and per-seed outputs (README "Outputs"; the defaults leave the wildcards in) ----------
+
+
+def samples_file(model="{model}", round="{round}", phase="{phase}", item="{scatteritem}"):
+    return f"{RESULTS}/samples/{model}/round{round}/{phase}/{item}.parquet"
+
+
+def verified_file(model="{model}", round="{round}", phase="{phase}", item="{scatteritem}"):
+    return f"{RESULTS}/verified/{model}/round{round}/{phase}/{item}.parquet"
+
+
+def split_file(model="{model}", round="{round}", kind="{kind}"):
+    """The problems the policy of the round solved on its own (kind correct) or not (failed)."""
+    return f"{RESULTS}/splits/{model}/round{round}/self.{kind}.ids"
+
+
+def dataset_file(model="{model}", round="{round}", variant="{variant}"):
+    return f"{RESULTS}/datasets/{model}/round{round}/{variant}.parquet"
+
+
+def dataset_stats_file(model="{model}", round="{round}", variant="{variant}"):
+    return f"{RESULTS}/datasets/{model}/round{round}/{variant}.stats.json"
+
+
+def checkpoint_dir(model="{model}", round="{round}", method="{method}", seed="{seed}"):
+    return f"{RESULTS}/checkpoints/{model}/round{round}/{method}/seed{seed}"
+
+
+def run_id(round, method, seed):
+    """`base`, or `round{r}/{method}/seed{s}`: one evaluated model (mindthegap.rounds)."""
+    from mindthegap.rounds import run_id as make_id
+
+    return make_id(round, method, seed)
+
+
+def eval_dir(model="{model}", run="{run}"):
+    return f"{RESULTS}/eval/{model}/{run}"
+
+
+def metrics_file(model="{model}", run="{run}", bench="{bench}"):
+    return f"{eval_dir(model, run)}/{bench}/metrics.json"
 
 
 def canonical(value):
@@ -183,9 +231,9 @@ def guided_template():
 
 
 def sample_inputs(wildcards):
-    inputs = {"problems": problems_file(), "model": model_input(wildcards)}
+    inputs = {"problems": problems_file(), "model": policy_input(wildcards)}
     if wildcards.phase == "guided":  # re-solve only what the model failed on its own
-        inputs["failed"] = f"{RESULTS}/splits/{wildcards.model}/self.failed.ids"
+        inputs["failed"] = split_file(wildcards.model, wildcards.round, "failed")
     return inputs
 
 
@@ -229,8 +277,8 @@ def prompt_spec(wildcards):
 
 
 def verified_shards(phase):
-    # gather.sample() fills {scatteritem}; {model} reaches it doubled ({{model}}) and stays a wildcard
-    return gather.sample(f"{RESULTS}/verified/{{{{model}}}}/{phase}/{{scatteritem}}.parquet")
+    # gather.sample() fills {scatteritem}; {model} and {round} reach it doubled and stay wildcards
+    return gather.sample(verified_file("{{model}}", "{{round}}", phase, "{scatteritem}"))
 
 
 # --- rewriting and training -------------------------------------------------------------------------------
@@ -251,8 +299,80 @@ def trained_methods():
     return [m for m in planned_methods() if "data" in config["methods"][m]]
 
 
+def rounds():
+    """1 .. rewrite.rounds (1 = the paper: one offline rewriting round)."""
+    return list(range(1, config["rewrite"]["rounds"] + 1))
+
+
+def training_seeds():
+    return list(config["training"]["seeds"])
+
+
+def methods_by_round():
+    """round -> the methods trained in it (mindthegap.rounds); a setting that cannot be planned stops the plan."""
+    from mindthegap.rounds import methods_by_round as plan
+
+    try:
+        return plan(config["rewrite"], config["methods"], trained_methods())
+    except ValueError as error:
+        raise WorkflowError(f"{', '.join(config_sources())}: {error}") from None
+
+
+ROUND_METHODS = methods_by_round()
+
+
+def round_methods(round):
+    return ROUND_METHODS[int(round)]
+
+
+def round_variants(round):
+    """The dataset variants built in a round: those of the methods it trains."""
+    return sorted({config["methods"][m]["data"] for m in round_methods(round)})
+
+
 def dataset_variants():
-    return sorted({config["methods"][m]["data"] for m in trained_methods()})
+    return sorted({variant for r in rounds() for variant in round_variants(r)})
+
+
+def trained_runs():
+    """(round, method, seed) of every training job, in report order: round, then config order, then seed."""
+    return [(r, m, s) for r in rounds() for m in round_methods(r) for s in training_seeds()]
+
+
+def planned_runs():
+    """Every evaluated model: `base` once, then each trained run (mindthegap.rounds.run_id)."""
+    runs = [run_id(0, "base", None)] if "base" in planned_methods() else []
+    return runs + [run_id(*run) for run in trained_runs()]
+
+
+def checkpoint_or_base(model, run):
+    """Input, path and revision of a model that is the base model (run None) or a checkpoint of a run."""
+    wildcards = SimpleNamespace(model=model)
+    if run is None:
+        return model_input(wildcards), model_path(wildcards), model_revision(wildcards)
+    directory = checkpoint_dir(model, run.round, run.method, run.seed)
+    return [directory], directory, None
+
+
+def policy(wildcards):
+    """The model that samples round {round}: the base model in round 1, else the round r-1 checkpoint of
+    `rewrite.round_policy` (mindthegap.rounds.policy_run)."""
+    from mindthegap.rounds import policy_run
+
+    run = policy_run(int(wildcards.round), config["rewrite"], training_seeds())
+    return checkpoint_or_base(wildcards.model, run)
+
+
+def policy_input(wildcards):
+    return policy(wildcards)[0]
+
+
+def policy_path(wildcards):
+    return policy(wildcards)[1]
+
+
+def policy_revision(wildcards):
+    return policy(wildcards)[2]
 
 
 def rewrite_inputs(wildcards):
@@ -265,13 +385,36 @@ def rewrite_inputs(wildcards):
 
 
 def training_dataset(wildcards):
-    return f"{RESULTS}/datasets/{wildcards.model}/{config['methods'][wildcards.method]['data']}.parquet"
+    return dataset_file(wildcards.model, wildcards.round, config["methods"][wildcards.method]["data"])
+
+
+def training_init(wildcards):
+    """What a training job starts from: the base model, or with `rewrite.round_init: previous` (rounds >= 2) the
+    same method and seed of the previous round (mindthegap.rounds.init_run)."""
+    from mindthegap.rounds import Run, init_run
+
+    run = Run(int(wildcards.round), wildcards.method, int(wildcards.seed))
+    return checkpoint_or_base(wildcards.model, init_run(run, config["rewrite"]))
+
+
+def training_init_input(wildcards):
+    return training_init(wildcards)[0]
+
+
+def training_init_path(wildcards):
+    return training_init(wildcards)[1]
+
+
+def training_init_revision(wildcards):
+    return training_init(wildcards)[2]
 
 
 def training_hparams(wildcards):
-    """The method's full hyper-parameters: shared `training` values, its own overrides, and its loss."""
+    """The method's full hyper-parameters: shared `training` values, its own overrides, its loss, and the run's
+    seed (one of `training.seeds`: adding a seed adds runs, it never retrains the others)."""
     method = config["methods"][wildcards.method]
-    return {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+    shared = {key: value for key, value in config["training"].items() if key != "seeds"}
+    return {**shared, **method.get("training", {}), "loss": method["loss"], "seed": int(wildcards.seed)}
 
 
 def training_hparams_json(wildcards):
@@ -289,20 +432,30 @@ def training_layout(wildcards):
 # --- evaluation and report --------------------------------------------------------------------------------
 
 
+def evaluated_model(wildcards):
+    from mindthegap.rounds import parse_run
+
+    run = parse_run(wildcards.run)
+    return checkpoint_or_base(wildcards.model, None if run.method == "base" else run)
+
+
 def run_model_input(wildcards):
-    if wildcards.method == "base":
-        return model_input(wildcards)
-    return [f"{RESULTS}/checkpoints/{wildcards.model}/{wildcards.method}"]
+    return evaluated_model(wildcards)[0]
 
 
 def run_model_path(wildcards):
-    if wildcards.method == "base":
-        return model_path(wildcards)
-    return f"{RESULTS}/checkpoints/{wildcards.model}/{wildcards.method}"
+    return evaluated_model(wildcards)[1]
 
 
 def run_model_revision(wildcards):
-    return model_revision(wildcards) if wildcards.method == "base" else None
+    return evaluated_model(wildcards)[2]
+
+
+def run_fields(wildcards):
+    """Method, round and seed of the evaluated run: recorded in its metrics.json for the tables."""
+    from mindthegap.rounds import parse_run
+
+    return parse_run(wildcards.run)._asdict()
 
 
 def harness_stop_strings():
@@ -321,7 +474,7 @@ def evaluation_prompt(wildcards):
 
 def evaluation_judge_inputs(wildcards):
     """Every shard's samples of every benchmark of one run, and the benchmarks' gold answers."""
-    run = f"{RESULTS}/eval/{wildcards.model}/{wildcards.method}"
+    run = eval_dir(wildcards.model, wildcards.run)
     return {
         "samples": [path for bench in config["benchmarks"]
                     for path in gather.evaluate(f"{run}/samples/{{scatteritem}}/{bench}.parquet")],
@@ -333,23 +486,45 @@ def evaluation_judge_outputs():
     """Per benchmark: its verdicts and metrics (what the tables read), from one judging job per run."""
     outputs = {}
     for bench in config["benchmarks"]:
-        outputs[f"verdicts_{bench}"] = f"{RESULTS}/eval/{{model}}/{{method}}/{bench}/verdicts.parquet"
-        outputs[f"metrics_{bench}"] = f"{RESULTS}/eval/{{model}}/{{method}}/{bench}/metrics.json"
+        outputs[f"verdicts_{bench}"] = f"{eval_dir()}/{bench}/verdicts.parquet"
+        outputs[f"metrics_{bench}"] = metrics_file(bench=bench)
     return outputs
 
 
 def evaluation_sample_outputs():
     """One samples file per benchmark for each evaluation shard: a shard's job samples all benchmarks."""
-    return {bench: f"{RESULTS}/eval/{{model}}/{{method}}/samples/{{scatteritem}}/{bench}.parquet"
-            for bench in config["benchmarks"]}
+    return {bench: f"{eval_dir()}/samples/{{scatteritem}}/{bench}.parquet" for bench in config["benchmarks"]}
+
+
+def stats_rounds():
+    """(round, variant) of every rewritten dataset (not the expert data): the report's source composition."""
+    return [(r, v) for r in rounds() for v in round_variants(r) if v != "expert"]
 
 
 def report_inputs(wildcards):
+    model = wildcards.model
     return {
-        "metrics": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json",
-                          method=planned_methods(), bench=list(config["benchmarks"])),
-        "checkpoints": expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods()),
+        "metrics": [metrics_file(model, run, bench) for run in planned_runs() for bench in config["benchmarks"]],
+        "checkpoints": [checkpoint_dir(model, *run) for run in trained_runs()],
+        "stats": [dataset_stats_file(model, r, v) for r, v in stats_rounds()],
     }
+
+
+def report_checkpoint_runs(wildcards):
+    """The run of each checkpoint input, in the same order."""
+    return [run_id(*run) for run in trained_runs()]
+
+
+def report_stats_rounds(wildcards):
+    """The (round, variant) of each stats input, in the same order."""
+    return [[r, v] for r, v in stats_rounds()]
+
+
+def report_rounds(wildcards):
+    """What the tables say about the rounds: how many, who sampled them, how they trained."""
+    cfg = config["rewrite"]
+    return {"rounds": cfg["rounds"], "policy": cfg["round_policy"] if cfg["rounds"] > 1 else None,
+            "init": cfg["round_init"] if cfg["rounds"] > 1 else None, "seeds": training_seeds()}
 
 
 def method_labels():
@@ -368,11 +543,10 @@ def model_names(wildcards):
 
 def get_final_output():
     models = list(config["models"])
-    outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
+    outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models,
+                     ext=["md", "csv", "tex", "rounds.csv", "rounds.json"])
     outputs.append(f"{RESULTS}/manifest.json")
-    if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
-        outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
-                          variant=dataset_variants())
+    outputs += [dataset_stats_file(model, r, v) for model in models for r, v in stats_rounds()]
     return outputs
 
 

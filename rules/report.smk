@@ -12,6 +12,8 @@ rule report:
         markdown=report(f"{RESULTS}/tables/{{model}}.md", caption="../report/table.rst", category="Results"),
         csv=f"{RESULTS}/tables/{{model}}.csv",
         latex=f"{RESULTS}/tables/{{model}}.tex",
+        rounds_csv=f"{RESULTS}/tables/{{model}}.rounds.csv",
+        rounds_json=f"{RESULTS}/tables/{{model}}.rounds.json",
     log:
         f"{RESULTS}/logs/report/{{model}}.log",
     params:
@@ -19,6 +21,9 @@ rule report:
         extensions=extension_methods(),
         model_names=model_names,
         benchmarks=list(config["benchmarks"]),
+        checkpoint_runs=report_checkpoint_runs,
+        stats_rounds=report_stats_rounds,
+        rounds=report_rounds,
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -23,8 +23,10 @@ OURS = " (ours)"  # appended to the label of a method that is our extension, not
 MEAN_ACC, PAPER, DIFF = "mean_acc", "paper", "Δ"  # the rows of one method (with avg@n): its "Metric" column
 
 
-def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str) -> dict[str, Any]:
-    """avg@n (a fraction), the harness's mean_acc and all_acc (%), and companions for one (run, benchmark)."""
+def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str, round: int = 1,
+                       seed: int | None = None) -> dict[str, Any]:
+    """avg@n (a fraction), the harness's mean_acc and all_acc (%), and companions for one (run, benchmark); the run
+    is (method, round, seed) (mindthegap.rounds; the base model: round 0, no seed)."""
     groups = [g.sort_values("sample_idx") for _, g in judged.groupby("problem_id", sort=True)]
     correct = [g["correct"].astype(bool).tolist() for g in groups]
     answers = [g["extracted"].tolist() for g in groups]
@@ -32,7 +34,7 @@ def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchma
     low, high = metrics.bootstrap_ci(correct)
     mean_acc, all_acc = metrics.harness_mean_acc(correct)
     return {
-        "model": model, "method": method, "benchmark": benchmark, "problems": len(groups), "samples": len(judged),
+        "model": model, "method": method, "round": round, "seed": seed, "benchmark": benchmark, "problems": len(groups), "samples": len(judged),
         "n": n, f"avg@{n}": metrics.avg_at_n(correct), "accuracy": metrics.avg_at_n(correct),
         "mean_acc": mean_acc, "all_acc": all_acc,
         f"pass@{n}": metrics.mean_pass_at_k(correct, n) if n else float("nan"),
