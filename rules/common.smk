@@ -531,6 +531,12 @@ def method_labels():
     return {method: config["methods"][method]["label"] for method in planned_methods()}
 
 
+def method_specs():
+    """Label and dataset variant of each planned method: the by-round table names the data each run trained on."""
+    return {m: {"label": config["methods"][m]["label"], "data": config["methods"][m].get("data", "")}
+            for m in planned_methods()}
+
+
 def extension_methods():
     """The planned methods that are ours: the tables label them "(ours)" and never compare them to the paper."""
     return [method for method in planned_methods() if method_is_extension(method)]

@@ -18,6 +18,7 @@ rule report:
         f"{RESULTS}/logs/report/{{model}}.log",
     params:
         methods=method_labels(),
+        method_specs=method_specs(),
         extensions=extension_methods(),
         model_names=model_names,
         benchmarks=list(config["benchmarks"]),
