@@ -330,10 +330,6 @@ def round_variants(round):
     return sorted({config["methods"][m]["data"] for m in round_methods(round)})
 
 
-def dataset_variants():
-    return sorted({variant for r in rounds() for variant in round_variants(r)})
-
-
 def trained_runs():
     """(round, method, seed) of every training job, in report order: round, then config order, then seed."""
     return [(r, m, s) for r in rounds() for m in round_methods(r) for s in training_seeds()]
