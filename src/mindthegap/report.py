@@ -302,6 +302,7 @@ def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str
                  + counts.to_markdown(index=False) + "\n")
     if rounds is not None and rounds["round"].max() >= 2:
         shown = rounds.drop(columns=["method"])
+        shown = shown.astype(object).where(shown.notna(), None)  # NaN (no seeds' spread, no sources) shows as –
         text += ("\n### Rounds: accuracy (%, mean over benchmarks and seeds) and training-data sources (%)\n\n"
                  + shown.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
     if diagnostics is not None and len(diagnostics):
