@@ -366,9 +366,75 @@ def model_names(wildcards):
     return [wildcards.model, model_cfg(wildcards.model).get("path")]
 
 
+# --- figures and tables of the report (rules/report.smk) ---------------------------------------------------
+
+# The policy-gap stage (rules/gap.smk) is not in this workflow yet: its figure and its columns of the source table
+# come once it is.
+POLICY_GAP_STAGE = False
+
+
+def policy_gap_outputs(model):
+    """The policy-gap stage's per-row table and per-source summary of one model; [] when the stage is off."""
+    if not POLICY_GAP_STAGE or not config.get("policy_gap", {}).get("enabled", True):
+        return []
+    return [f"{RESULTS}/policy_gap/{model}/rows.parquet", f"{RESULTS}/policy_gap/{model}/summary.json"]
+
+
+def policy_gap_input(wildcards):
+    return policy_gap_outputs(wildcards.model)
+
+
+def report_labels(what):
+    """The labels of a figure or table in the Snakemake report: its model (a wildcard, filled in by the report)
+    and what it shows."""
+    return {"model": "{model}", "what": what}
+
+
+def evaluation_inputs(wildcards):
+    """Every evaluated run's metrics and per-sample verdicts of one model, all benchmarks."""
+    runs = dict(method=planned_methods(), bench=list(config["benchmarks"]))
+    return {
+        "metrics": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json", **runs),
+        "verdicts": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/verdicts.parquet", **runs),
+    }
+
+
+def dataset_stats_files(wildcards):
+    return expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.stats.json", variant=dataset_variants())
+
+
+def source_inputs(wildcards):
+    """The training datasets of one model (rows and stats, in `dataset_variants()` order) and, when the
+    policy-gap stage runs, its summary."""
+    inputs = {"datasets": expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.parquet",
+                                 variant=dataset_variants()),
+              "stats": dataset_stats_files(wildcards)}
+    gap = policy_gap_outputs(wildcards.model)
+    if gap:
+        inputs["gap_summary"] = gap[1]
+    return inputs
+
+
+def trained_checkpoints(wildcards):
+    return expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods())
+
+
+def report_outputs(model):
+    """The figures and tables of one model in the report (the PNG and HTML the report shows, the SVG and
+    Markdown / CSV / LaTeX beside them)."""
+    figures = ["accuracy", "pass_at_k"]
+    if trained_methods():
+        figures += ["sources", "training"]
+    if policy_gap_outputs(model):
+        figures.append("policy_gap")
+    tables = ["", ".evaluation"] + ([".sources"] if trained_methods() else [])
+    return (expand(f"{RESULTS}/figures/{model}/{{figure}}.{{ext}}", figure=figures, ext=["png", "svg"])
+            + expand(f"{RESULTS}/tables/{model}{{table}}.{{ext}}", table=tables, ext=["md", "csv", "tex", "html"]))
+
+
 def get_final_output():
     models = list(config["models"])
-    outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
+    outputs = [path for model in models for path in report_outputs(model)]
     outputs.append(f"{RESULTS}/manifest.json")
     if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
