@@ -390,13 +390,18 @@ def report_labels(what):
     return {"model": "{model}", "what": what}
 
 
-def evaluation_inputs(wildcards):
-    """Every evaluated run's metrics and per-sample verdicts of one model, all benchmarks."""
-    runs = dict(method=planned_methods(), bench=list(config["benchmarks"]))
-    return {
-        "metrics": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json", **runs),
-        "verdicts": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/verdicts.parquet", **runs),
-    }
+def evaluation_files(wildcards, name):
+    """One file (metrics.json, verdicts.parquet) of every evaluated run of one model, all benchmarks."""
+    return expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/{name}", method=planned_methods(),
+                  bench=list(config["benchmarks"]))
+
+
+def evaluation_metric_files(wildcards):
+    return evaluation_files(wildcards, "metrics.json")
+
+
+def evaluation_verdict_files(wildcards):
+    return evaluation_files(wildcards, "verdicts.parquet")
 
 
 def dataset_stats_files(wildcards):

@@ -31,7 +31,8 @@ rule report:
 
 rule evaluation_table:
     input:
-        unpack(evaluation_inputs),
+        metrics=evaluation_metric_files,
+        verdicts=evaluation_verdict_files,
     output:
         markdown=f"{RESULTS}/tables/{{model}}.evaluation.md",
         csv=f"{RESULTS}/tables/{{model}}.evaluation.csv",
@@ -73,7 +74,7 @@ rule source_table:
 
 rule figure_accuracy:
     input:
-        unpack(evaluation_inputs),
+        metrics=evaluation_metric_files,
         paper=PAPER_RESULTS,
     output:
         png=report(f"{RESULTS}/figures/{{model}}/accuracy.png", caption="../report/accuracy.rst",
@@ -95,7 +96,7 @@ rule figure_accuracy:
 
 rule figure_pass_at_k:
     input:
-        unpack(evaluation_inputs),
+        verdicts=evaluation_verdict_files,
     output:
         png=report(f"{RESULTS}/figures/{{model}}/pass_at_k.png", caption="../report/pass_at_k.rst",
                    category="Evaluation", subcategory="{model}", labels=report_labels("pass@k and maj@k")),

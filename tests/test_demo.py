@@ -81,8 +81,59 @@ def test_partial_rerun_after_one_training_change(demo_run):
     jobs = plan_jobs(cfg, demo_run.parents[1])
     shards = cfg["evaluation"]["shards"]
     # one evaluation job per shard samples every benchmark (one model load); one job judges the run
+    # and the report's figures and tables that read the training log or the evaluation; not those of the data
     assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": shards,
                                                       "evaluate_judge": 1, "report": 1, "manifest": 1,
-                                                      "all": 1}
+                                                      "evaluation_table": 1, "figure_accuracy": 1,
+                                                      "figure_pass_at_k": 1, "figure_training": 1, "all": 1}
     assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate"))} == {
         "dr_dft"}
+
+
+def declared_report_files(cfg: dict, workdir: Path) -> set[str]:
+    """Every output the demo's plan marks with report(), relative to the results directory: what a full run
+    puts in the Snakemake report."""
+    from snakemake.io import is_flagged
+
+    results = cfg["results_dir"]
+    return {str(Path(path).relative_to(results)) for job in plan_jobs(cfg, workdir) for path in job.output
+            if is_flagged(path, "report")}
+
+
+def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
+    """`snakemake --report` on the finished demo: one self-contained HTML and a zip holding every figure and
+    table that the workflow declares for it, each with its caption and category."""
+    import time
+    import zipfile
+
+    cfg = load_config("demo.yaml")
+    declared = declared_report_files(cfg, tmp_path / "plan")
+    shown = {name for name in declared if name.startswith(("figures/", "tables/"))}
+    figures = {"accuracy", "pass_at_k", "sources", "training"}  # + policy_gap once that stage is in
+    assert {f"figures/tiny/{name}.png" for name in figures} <= shown
+    assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} <= shown
+    assert "manifest.json" in declared
+    workdir = demo_run.parents[1]
+    timings = {}
+    for kind in ("html", "zip"):
+        started = time.monotonic()
+        command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(ROOT / "Snakefile"),
+                   "--directory", str(workdir), "--configfile", str(ROOT / "config/demo.yaml"),
+                   "--report", str(tmp_path / f"report.{kind}")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        timings[kind] = time.monotonic() - started
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    print(f"report build: {timings['html']:.1f} s (html), {timings['zip']:.1f} s (zip); {len(declared)} files")
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+        page = next(archive.read(n).decode() for n in names if n.endswith("report.html"))
+    for name in declared:  # the zip holds the file itself, under its path in the workflow
+        assert any(entry.endswith(f"{cfg['results_dir']}/{name}") for entry in names), (name, names[:40])
+    html = (tmp_path / "report.html").read_text()
+    for text in (html, page):
+        for category in ("Data", "Rewriting", "Training", "Evaluation", "Provenance"):
+            assert category in text, category
+        assert "pass@k (top row, unbiased estimator" in text, "the captions are in"
+    for name in declared:  # the self-contained page embeds every file (its name, and its data as a data URI)
+        assert Path(name).name in html, name
+    assert html.count("data:image/png;base64") >= len(figures) or html.count("image/png") >= len(figures)
