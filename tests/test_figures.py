@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from mindthegap import figures, metrics
-from mindthegap.report import evaluation_curves, evaluation_detail, evaluation_metrics, shown_ks, source_table
+from mindthegap.report import (evaluation_curves, evaluation_detail, evaluation_metrics, shown_ks, source_table,
+                               write_table_formats)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -152,7 +153,7 @@ def gap_summary(rows):
     return {"model": "tiny", "scored_with": "tiny", "sources": sources}
 
 
-def test_source_table():
+def test_source_table(tmp_path):
     rewritten = dataset({"self": 3, "guided": 2, "expert": 1})
     expert = dataset({"expert": 6})
     stats = {"sources": {"self": 3, "guided": 2, "expert": 1}, "self_samples": {"samples": 24, "accuracy": 0.25},
@@ -161,8 +162,7 @@ def test_source_table():
     summary = gap_summary(rows)
     table = source_table({"expert": (expert, {"sources": {"expert": 6}}), "rewritten": (rewritten, stats)}, summary)
     assert table[["Dataset", "Source", "rows"]].values.tolist() == [
-        ["expert", "self", 0], ["expert", "guided", 0], ["expert", "expert", 6],
-        ["rewritten", "self", 3], ["rewritten", "guided", 2], ["rewritten", "expert", 1]]
+        ["expert", "expert", 6], ["rewritten", "self", 3], ["rewritten", "guided", 2], ["rewritten", "expert", 1]]
     rw = table[table["Dataset"] == "rewritten"].set_index("Source")
     assert rw.loc["self", "share %"] == pytest.approx(50)
     assert rw.loc["guided", "phase accuracy %"] == pytest.approx(50)
@@ -172,6 +172,12 @@ def test_source_table():
     assert rw.loc["self", "log-ratio var"] == pytest.approx(np.var(np.concatenate(
         rows[rows.source == "self"]["logratio"].tolist())))
     assert table[table["Dataset"] == "expert"]["kept logp/token"].isna().all(), "only the scored dataset has a gap"
+    paths = [tmp_path / f"t.{x}" for x in ("md", "csv", "tex", "html")]
+    write_table_formats(table, "data per source", "a note", *paths)
+    markdown = (tmp_path / "t.md").read_text()
+    assert "nan" not in markdown and "–" in markdown and "a note" in markdown
+    assert "\\begin{tabular}" in (tmp_path / "t.tex").read_text() and "<table" in (tmp_path / "t.html").read_text()
+    assert pd.read_csv(tmp_path / "t.csv")["rows"].tolist() == [6, 3, 2, 1]
     without_gap = source_table({"rewritten": (rewritten, stats)})
     assert "kept logp/token" not in without_gap and without_gap["tokens (mean)"].iloc[0] == pytest.approx(6)
 

@@ -71,7 +71,8 @@ def accuracy_figure(records: Sequence[dict[str, Any]], labels: dict[str, str], b
     bootstrap interval as error bars; the paper's number for the same method as a black diamond (`paper`:
     method -> {benchmark: %}, only for methods the paper has). `records`: metrics.json contents."""
     by_run = {(r["method"], r["benchmark"]): r for r in records}
-    groups = [*benchmarks, "average"]
+    average = len(benchmarks) > 1  # the average of one benchmark is that benchmark
+    groups = [*benchmarks, "average"] if average else list(benchmarks)
     methods = list(labels)
     figure, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) * max(1, len(methods)) / 3 + 2), 3.8))
     width = 0.8 / max(1, len(methods))
@@ -82,9 +83,10 @@ def accuracy_figure(records: Sequence[dict[str, Any]], labels: dict[str, str], b
         values = [100 * r["accuracy"] if r else math.nan for r in runs]
         low = [100 * r["ci95"][0] if r else math.nan for r in runs]
         high = [100 * r["ci95"][1] if r else math.nan for r in runs]
-        values.append(float(np.mean(values)) if values else math.nan)
-        low.append(math.nan)
-        high.append(math.nan)
+        if average:
+            values.append(float(np.mean(values)))
+            low.append(math.nan)
+            high.append(math.nan)
         errors = np.array([[v - lo if not math.isnan(lo) else 0 for v, lo in zip(values, low)],
                            [hi - v if not math.isnan(hi) else 0 for v, hi in zip(values, high)]])
         position = x - 0.4 + width * (i + 0.5)
@@ -92,7 +94,8 @@ def accuracy_figure(records: Sequence[dict[str, Any]], labels: dict[str, str], b
                **bar_style(i))
         theirs = (paper or {}).get(method)
         if theirs:
-            points = [theirs.get(bench, math.nan) for bench in benchmarks] + [theirs.get("average", math.nan)]
+            points = [theirs.get(bench, math.nan) for bench in benchmarks] + (
+                [theirs.get("average", math.nan)] if average else [])
             ax.plot(position, points, linestyle="none", marker="D", markersize=5, markerfacecolor="white",
                     markeredgecolor="black", label=None if paper_shown else "paper (mean_acc)")
             paper_shown = True
@@ -125,7 +128,7 @@ def curves_figure(curves: dict[tuple[str, str], dict[str, list[float]]], labels:
                 ax.set_ylabel(f"{name} (%)")
             ax.xaxis.get_major_locator().set_params(integer=True)
     handles, names = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, names, ncol=min(6, max(1, len(names))), loc="lower center", frameon=False,
+    figure.legend(handles, names, ncol=min(6, 2 * columns + 1, max(1, len(names))), loc="lower center", frameon=False,
                   bbox_to_anchor=(0.5, -0.04))
     figure.suptitle(title or "pass@k and maj@k over the n evaluation samples")
     figure.tight_layout(rect=(0, 0.05, 1, 1))
@@ -240,6 +243,9 @@ def training_figure(logs: dict[str, list[dict[str, Any]]], labels: dict[str, str
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.xaxis.get_major_locator().set_params(integer=True)
+        values = [v for line in ax.lines for v in line.get_ydata()]
+        if values and min(values) > 0 and max(values) / min(values) > 20:  # e.g. rewritten data's far lower loss
+            ax.set_yscale("log")
         if not ax.lines:
             _message(ax, f"no {name} logged")
     legend = axes[len(TRAINING_PANELS)]

@@ -288,6 +288,8 @@ def source_table(datasets: dict[str, tuple[pd.DataFrame, dict[str, Any]]],
     for label, (frame, stats) in datasets.items():
         for source in SOURCES:
             kept = frame[frame["source"] == source]
+            if kept.empty:
+                continue
             phase = stats.get(f"{source}_samples", {})
             tokens = kept["completion_token_ids"].dropna().map(len) if "completion_token_ids" in kept else []
             row = {"Dataset": label, "Source": source, "rows": len(kept),
@@ -333,8 +335,9 @@ def write_table_formats(table: pd.DataFrame, title: str, note: str, markdown: st
     if html is not None:
         write_text(html_page([(title, note, table)], floatfmt), html)
 
-    write_text(f"### {title}\n\n{note}\n\n" + table.to_markdown(index=False, floatfmt=floatfmt, missingval="–")
-               + "\n", markdown)
+    missing_as_none = table.astype(object).where(table.notna(), None)  # tabulate's missingval replaces None only
+    write_text(f"### {title}\n\n{note}\n\n"
+               + missing_as_none.to_markdown(index=False, floatfmt=floatfmt, missingval="–") + "\n", markdown)
     write_text(table.round(4).to_csv(index=False), csv)
     rendered = table.map(_latex_text).rename(columns=_latex_text)
     write_text(rendered.to_latex(index=False, float_format=f"%{floatfmt}", na_rep="--",
