@@ -1,6 +1,7 @@
 """The demo end to end in a temporary directory, then a partial rerun plan after one hyper-parameter changes."""
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -100,21 +101,23 @@ def declared_report_files(cfg: dict, workdir: Path) -> set[str]:
             if is_flagged(path, "report")}
 
 
+def embedded(page: str, name: str):
+    """A JSON value that the report's page assigns to a JavaScript variable (`results`, `categories`)."""
+    return json.JSONDecoder().raw_decode(page, re.search(rf"\b{name} = (?=\{{)", page).end())[0]
+
+
 def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
-    """`snakemake --report` on the finished demo: one self-contained HTML and a zip holding every figure and
-    table that the workflow declares for it, each with its caption and category."""
+    """`snakemake --report` on the finished demo: one self-contained HTML page and a zip, each holding every
+    figure and table that the workflow declares for it, with its caption, in its category."""
     import time
     import zipfile
 
     cfg = load_config("demo.yaml")
     declared = declared_report_files(cfg, tmp_path / "plan")
-    shown = {name for name in declared if name.startswith(("figures/", "tables/"))}
     figures = {"accuracy", "pass_at_k", "sources", "training"}  # + policy_gap once that stage is in
-    assert {f"figures/tiny/{name}.png" for name in figures} <= shown
-    assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} <= shown
-    assert "manifest.json" in declared
-    workdir = demo_run.parents[1]
-    timings = {}
+    assert {f"figures/tiny/{name}.png" for name in figures} <= declared
+    assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} | {"manifest.json"} <= declared
+    workdir, timings = demo_run.parents[1], {}
     for kind in ("html", "zip"):
         started = time.monotonic()
         command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(ROOT / "Snakefile"),
@@ -123,17 +126,23 @@ def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
         result = subprocess.run(command, capture_output=True, text=True, timeout=900)
         timings[kind] = time.monotonic() - started
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    print(f"report build: {timings['html']:.1f} s (html), {timings['zip']:.1f} s (zip); {len(declared)} files")
+    print(f"report build: {timings['html']:.1f} s (html), {timings['zip']:.1f} s (zip); {len(declared)} files: "
+          + ", ".join(sorted(declared)))
+    html = (tmp_path / "report.html").read_text()
     with zipfile.ZipFile(tmp_path / "report.zip") as archive:
         names = archive.namelist()
-        page = next(archive.read(n).decode() for n in names if n.endswith("report.html"))
-    for name in declared:  # the zip holds the file itself, under its path in the workflow
-        assert any(entry.endswith(f"{cfg['results_dir']}/{name}") for entry in names), (name, names[:40])
-    html = (tmp_path / "report.html").read_text()
-    for text in (html, page):
-        for category in ("Data", "Rewriting", "Training", "Evaluation", "Provenance"):
-            assert category in text, category
-        assert "pass@k (top row, unbiased estimator" in text, "the captions are in"
-    for name in declared:  # the self-contained page embeds every file (its name, and its data as a data URI)
-        assert Path(name).name in html, name
-    assert html.count("data:image/png;base64") >= len(figures) or html.count("image/png") >= len(figures)
+        zipped_page = archive.read("report/report.html").decode()
+    shown = {f"{cfg['results_dir']}/{name}" for name in declared}
+    for page in (html, zipped_page):
+        results, categories = embedded(page, "results"), embedded(page, "categories")
+        assert set(results) == shown
+        assert {"Data", "Rewriting", "Training", "Evaluation", "Provenance"} <= set(categories)
+        assert {path for subcategories in categories.values() for paths in subcategories.values()
+                for path in paths} == shown, "every file in a category"
+        for path, entry in results.items():
+            assert entry["caption"].strip(), f"{path} has no caption"
+        assert "unbiased estimator" in results[f"{cfg['results_dir']}/figures/tiny/pass_at_k.png"]["caption"]
+    for path, entry in embedded(html, "results").items():  # the self-contained page embeds each file
+        assert entry["data_uri"].startswith(f"data:{entry['mime_type']}"), path
+    for name in declared:  # the zip holds the files themselves
+        assert any(entry.startswith("report/data/") and entry.endswith("/" + Path(name).name) for entry in names), name
