@@ -373,7 +373,7 @@ def model_names(wildcards):
 POLICY_GAP_STAGE = False
 
 
-def policy_gap_outputs(model):
+def policy_gap_tables(model):
     """The policy-gap stage's per-row table and per-source summary of one model; [] when the stage is off."""
     if not POLICY_GAP_STAGE or not config.get("policy_gap", {}).get("enabled", True):
         return []
@@ -381,7 +381,7 @@ def policy_gap_outputs(model):
 
 
 def policy_gap_input(wildcards):
-    return policy_gap_outputs(wildcards.model)
+    return policy_gap_tables(wildcards.model)
 
 
 def report_labels(what):
@@ -414,7 +414,7 @@ def source_inputs(wildcards):
     inputs = {"datasets": expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.parquet",
                                  variant=dataset_variants()),
               "stats": dataset_stats_files(wildcards)}
-    gap = policy_gap_outputs(wildcards.model)
+    gap = policy_gap_tables(wildcards.model)
     if gap:
         inputs["gap_summary"] = gap[1]
     return inputs
@@ -430,7 +430,7 @@ def report_outputs(model):
     figures = ["accuracy", "pass_at_k"]
     if trained_methods():
         figures += ["sources", "training"]
-    if policy_gap_outputs(model):
+    if policy_gap_tables(model):
         figures.append("policy_gap")
     tables = ["", ".evaluation"] + ([".sources"] if trained_methods() else [])
     return (expand(f"{RESULTS}/figures/{model}/{{figure}}.{{ext}}", figure=figures, ext=["png", "svg"])

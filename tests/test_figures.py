@@ -148,8 +148,9 @@ def gap_summary(rows):
                            **{side: {metric: describe(part[f"{side}_{metric}"])
                                      for metric in ("logprob_mean", "logprob_sum", "perplexity", "tokens")}
                               for side in ("kept", "expert")},
-                           "logratio": {"tokens": len(tokens), "mean": tokens.mean() if len(tokens) else None,
-                                        "var": tokens.var() if len(tokens) else None}}
+                           **({} if source == "expert" else {"logratio": {
+                               "tokens": len(tokens), "mean": tokens.mean() if len(tokens) else None,
+                               "var": tokens.var() if len(tokens) else None}})}
     return {"model": "tiny", "scored_with": "tiny", "sources": sources}
 
 

@@ -277,6 +277,11 @@ def evaluation_detail(metric_files: list[str | Path], curves: dict[tuple[str, st
 SOURCES = ("self", "guided", "expert")
 
 
+def _number(value: Any) -> float:
+    """A summary's statistic, NaN where it has none (None: no finite value to describe)."""
+    return math.nan if value is None else float(value)
+
+
 def source_table(datasets: dict[str, tuple[pd.DataFrame, dict[str, Any]]],
                  gap: dict[str, Any] | None = None, gap_variant: str = "rewritten") -> pd.DataFrame:
     """One row per (dataset, source): rows and their share, the accuracy of the phase that produced the source's
@@ -300,11 +305,12 @@ def source_table(datasets: dict[str, tuple[pd.DataFrame, dict[str, Any]]],
                    "tokens (mean)": float(tokens.mean()) if len(tokens) else math.nan}
             summary = (gap or {}).get("sources", {}).get(source) if label == gap_variant else None
             if summary and summary.get("rows"):
-                row.update({"tokens (mean)": summary["kept"]["tokens"]["mean"],
-                            "kept logp/token": summary["kept"]["logprob_mean"]["mean"],
-                            "expert logp/token": summary["expert"]["logprob_mean"]["mean"],
-                            "kept ppl (median)": summary["kept"]["perplexity"]["median"],
-                            "log-ratio var": summary["logratio"].get("var", math.nan)})
+                row.update({"tokens (mean)": _number(summary["kept"]["tokens"]["mean"]),
+                            "kept logp/token": _number(summary["kept"]["logprob_mean"]["mean"]),
+                            "expert logp/token": _number(summary["expert"]["logprob_mean"]["mean"]),
+                            "kept ppl (median)": _number(summary["kept"]["perplexity"]["median"]),
+                            # expert rows have no behaviour policy, hence no log-ratio
+                            "log-ratio var": _number(summary.get("logratio", {}).get("var"))})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -314,9 +320,9 @@ def html_page(sections: list[tuple], floatfmt: str = ".2f") -> str:
     (it displays HTML and images, and offers other files only as downloads)."""
     from html import escape
 
-    style = ("body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin:.5em 0 "
-             "1.5em}th,td{border:1px solid #999;padding:2px 6px;text-align:right}th{background:#eee}"
-             "td:first-child,th:first-child{text-align:left}p{max-width:60em}")
+    style = ("body{font-family:sans-serif;font-size:12px;margin:1em}table{border-collapse:collapse;margin:.5em 0 "
+             "1.5em}th,td{border:1px solid #999;padding:2px 5px;text-align:right;white-space:nowrap}"
+             "th{background:#eee}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}p{max-width:60em}")
     body = ""
     for title, note, table, *own_format in sections:  # a section may carry its own number format
         if table is not None and len(table):
