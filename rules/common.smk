@@ -384,6 +384,13 @@ def policy_gap_input(wildcards):
     return policy_gap_tables(wildcards.model)
 
 
+def policy_gap_checkpoint_summaries(wildcards):
+    """The policy-gap summaries under each trained checkpoint (`policy_gap.checkpoints`), else none."""
+    if not policy_gap_tables(wildcards.model) or not config.get("policy_gap", {}).get("checkpoints", False):
+        return []
+    return expand(f"{RESULTS}/policy_gap/{wildcards.model}/checkpoints/{{method}}.json", method=trained_methods())
+
+
 def report_labels(what):
     """The labels of a figure or table in the Snakemake report: its model (a wildcard, filled in by the report)
     and what it shows."""

@@ -135,12 +135,16 @@ rule figure_sources:
 rule figure_policy_gap:
     input:
         policy_gap=policy_gap_input,
+        checkpoints=policy_gap_checkpoint_summaries,
     output:
         png=report(f"{RESULTS}/figures/{{model}}/policy_gap.png", caption="../report/policy_gap.rst",
                    category="Policy gap", subcategory="{model}", labels=report_labels("policy gap")),
         vector=f"{RESULTS}/figures/{{model}}/policy_gap.svg",
     log:
         f"{RESULTS}/logs/figures/{{model}}.policy_gap.log",
+    params:
+        methods=method_labels(),
+        extensions=extension_methods(),
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -1,5 +1,6 @@
 """One figure of the report per rule (rules/report.smk): read the rule's inputs, draw, write PNG + SVG."""
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,7 +39,8 @@ def sources():
 
 def policy_gap():
     rows_file = next(path for path in inputs.policy_gap if path.endswith(".parquet"))
-    return figures.policy_gap_figure(pd.read_parquet(rows_file), title=f"{model}: policy gap per source")
+    shifts = {labels()[Path(path).stem]: json.loads(open(path).read()) for path in inputs.checkpoints}
+    return figures.policy_gap_figure(pd.read_parquet(rows_file), shifts, title=f"{model}: policy gap per source")
 
 
 def training():

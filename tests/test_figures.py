@@ -235,6 +235,17 @@ def test_policy_gap_figure(tmp_path):
     svg = written(tmp_path, figure, "gap")
     for text in ("kept response", "expert solution", "self", "guided", "log-ratio"):
         assert text in svg
+    assert len(figure.axes) == 2, "no checkpoint scores: no third panel"
+    # the stage's checkpoint summaries: per source, the distribution of each row's shift (checkpoint - base)
+    shifts = {label: {"sources": {"self": {"kept_delta": {"mean": 0.1 * i}},
+                                  "guided": {"kept_delta": {"mean": 0.2}}, "expert": {"kept_delta": {"mean": None}},
+                                  "all": {"expert_delta": {"mean": -0.3 * i}}}}
+              for i, label in enumerate(["SFT", "DR+DFT"], start=1)}
+    figure = figures.policy_gap_figure(rows, shifts)
+    shift = figure.axes[2]
+    assert [bar.get_height() for bar in shift.patches] == pytest.approx([0.1, 0.2, 0.2, 0.2, -0.3, -0.6])
+    assert len({bar.get_hatch() for bar in shift.patches}) == 3
+    assert "How far training moved the policy" in written(tmp_path, figure, "gap_shift")
     expert_only = figures.policy_gap_figure(rows[rows["source"] == "expert"])
     assert "no behaviour policy" in written(tmp_path, expert_only, "gap_expert")
 

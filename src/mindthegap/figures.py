@@ -165,12 +165,17 @@ def sources_figure(datasets: dict[str, dict[str, int]], *, title: str = ""):
 # --- the policy gap --------------------------------------------------------------------------------------------
 
 
-def policy_gap_figure(rows: pd.DataFrame, *, title: str = ""):
+def policy_gap_figure(rows: pd.DataFrame, shifts: dict[str, dict[str, Any]] | None = None, *, title: str = ""):
     """Left: per source, the mean token log-prob under the base model of the kept response (plain boxes) beside
     the expert solution of the same problems (hatched); the higher and tighter the kept boxes, the smaller the
-    gap between the training data and the model. Right: per sampled source, the token-level log-ratio
-    log pi_base(training prompt) - log pi_behaviour; its spread is the importance weights' variance."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    gap between the training data and the model. Middle: per sampled source, the token-level log-ratio
+    log pi_base(training prompt) - log pi_behaviour; its spread is the importance weights' variance. Right, when
+    the checkpoints were scored too (`shifts`: method label -> the stage's checkpoint summary): how far each
+    method moved the mean token log-prob of the self and guided responses and of the expert solutions."""
+    panels = 3 if shifts else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8),
+                                gridspec_kw={"width_ratios": [3, 2, 3][:panels]})
+    left, right = axes[0], axes[1]
     sources = [s for s in SOURCE_STYLE if (rows["source"] == s).any()]
     data, positions, hatches, ticks = [], [], [], []
     for i, source in enumerate(sources):
@@ -197,8 +202,9 @@ def policy_gap_figure(rows: pd.DataFrame, *, title: str = ""):
     sampled = [s for s in sources if s != "expert"]
     ratios = [np.concatenate([np.asarray(r, dtype=float) for r in rows.loc[rows["source"] == s, "logratio"]
                               if r is not None and len(r)] or [np.array([])]) for s in sampled]
+    ratios = [r[np.isfinite(r)] for r in ratios]  # a row the stage could not score has NaN
     if any(len(r) for r in ratios):
-        boxes = right.boxplot([r[np.isfinite(r)] for r in ratios], positions=range(len(sampled)), widths=0.6,
+        boxes = right.boxplot(ratios, positions=range(len(sampled)), widths=0.6,
                               patch_artist=True, showfliers=False, whis=(5, 95), medianprops={"color": "black"})
         for patch, source in zip(boxes["boxes"], sampled):
             patch.set(facecolor=COLOURS[SOURCE_STYLE[source]], hatch=HATCHES[SOURCE_STYLE[source]],
@@ -210,9 +216,32 @@ def policy_gap_figure(rows: pd.DataFrame, *, title: str = ""):
         right.set_title("Base model vs behaviour policy")
     else:
         _message(right, "no sampled rows: no behaviour policy to compare")
+    if shifts:
+        checkpoint_shift_panel(axes[2], shifts)
     figure.suptitle(title or "Policy gap per source")
     figure.tight_layout()
     return figure
+
+
+SHIFT_SERIES = (("self", "kept_delta", "self responses"), ("guided", "kept_delta", "guided responses"),
+                ("all", "expert_delta", "expert solutions"))
+
+
+def checkpoint_shift_panel(ax, shifts: dict[str, dict[str, Any]]) -> None:
+    """Grouped bars, one group per trained method: the mean change (checkpoint - base model) of the mean token
+    log-prob of the self and the guided responses and of the expert solutions of all rows."""
+    methods = list(shifts)
+    width = 0.8 / len(SHIFT_SERIES)
+    for j, (source, key, name) in enumerate(SHIFT_SERIES):
+        values = [(shifts[m]["sources"].get(source) or {}).get(key, {}).get("mean") for m in methods]
+        ax.bar(np.arange(len(methods)) - 0.4 + width * (j + 0.5),
+               [math.nan if v is None else v for v in values], width, label=name,
+               **bar_style(SOURCE_STYLE[source] if source in SOURCE_STYLE else 2))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(methods)), methods, rotation=20 if len(methods) > 3 else 0)
+    ax.set_ylabel("change in mean token log-prob")
+    ax.set_title("How far training moved the policy")
+    ax.legend(loc="best", frameon=True)
 
 
 # --- training --------------------------------------------------------------------------------------------------
