@@ -1,7 +1,8 @@
 """Results tables from metrics.json files, per model: methods x benchmarks (+ average) of the harness's mean_acc
 (the metric of the paper's table) and the exact avg@n, with the paper's numbers and the difference when the model
-is one of the paper's; then sample counts (truncation, grader statuses) and training weight statistics. Markdown,
-CSV and LaTeX."""
+is one of the paper's; then sample counts (truncation, grader statuses) and training weight statistics. Beside it,
+every run in detail (avg@n with its interval, pass@k, maj@k, grader statuses per benchmark) and the training data
+per source (with the policy-gap summary). Markdown, CSV, LaTeX, and HTML for the Snakemake report."""
 
 from __future__ import annotations
 
@@ -340,7 +341,6 @@ def write_table_formats(table: pd.DataFrame, title: str, note: str, markdown: st
 
     if html is not None:
         write_text(html_page([(title, note, table)], floatfmt), html)
-
     missing_as_none = table.astype(object).where(table.notna(), None)  # tabulate's missingval replaces None only
     write_text(f"### {title}\n\n{note}\n\n"
                + missing_as_none.to_markdown(index=False, floatfmt=floatfmt, missingval="–") + "\n", markdown)
