@@ -424,8 +424,8 @@ def scoring_resources():
 
 
 def requeue_flag():
-    """sbatch flag of the resumable rules (sample, evaluate_sample, train, policy_gap*): they continue from their chunks or their
-    last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
+    """sbatch flag of the resumable rules (sample, evaluate_sample, train, policy_gap*): they continue from their
+    chunks or their last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
     `--no-requeue` from the profile's default-resources (a requeued job restarts from scratch)."""
     return "--requeue" if RES["requeue"] else "--no-requeue"
 

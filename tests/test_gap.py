@@ -210,3 +210,13 @@ def test_checkpoint_shift_against_the_base_rows(scored):
 def test_a_row_without_its_problem_is_named(dataset):
     with pytest.raises(DataError, match=r"rewritten.parquet: 1 rows have no problem .*'p4'"):
         gap.with_solutions(dataset, PROBLEMS[PROBLEMS["id"] != "p4"], "rewritten.parquet")
+
+
+def test_a_prompt_that_fills_the_window_gets_no_scores(dataset, backend, tiny_model_dir, tmp_path):
+    lengths = backend.prompt_lengths(dataset["prompt"].tolist())
+    window = min(lengths) + 1  # the shortest prompt leaves no token of room (vLLM needs one to spare)
+    tight = TransformersBackend(str(tiny_model_dir), dtype="float32", device="cpu", max_model_len=window)
+    rows, summary = gap.run_policy_gap(dataset, PROBLEMS, lambda: tight, tight.tokenizer, model="tiny",
+                                       scored_with={}, work=tmp_path / "work")
+    assert (rows["kept_tokens"] == 0).all() and rows["kept_logprob_mean"].isna().all()
+    assert rows["kept_truncated"].all() and summary["sources"]["all"]["kept"]["logprob_mean"]["mean"] is None

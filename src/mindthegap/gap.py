@@ -129,7 +129,7 @@ def score_chunk(rows: list[dict[str, Any]], backend: Backend, tokenizer) -> list
     room = [max(0, backend.max_model_len - length - 1) for length in lengths]
     requests = [(i, ids) for i, (ids, _, _) in enumerate(kept)]
     requests += [(i, expert[i]) for i, row in enumerate(rows) if row["source"] != "expert"]
-    scores = backend.score([rows[i]["prompt"] for i, _ in requests], [ids[:room[i]] for i, ids in requests])
+    scores = _score_fitting(backend, [rows[i]["prompt"] for i, _ in requests], [ids[:room[i]] for i, ids in requests])
     kept_scores, expert_scores = scores[:len(rows)], iter(scores[len(rows):])
     records = []
     for i, row in enumerate(rows):
@@ -137,6 +137,16 @@ def score_chunk(rows: list[dict[str, Any]], backend: Backend, tokenizer) -> list
         truncated = (len(kept[i][0]) > room[i], len(expert[i]) > room[i])
         records.append(row_record(row, kept_scores[i], expert_scored, kept[i][1], kept[i][2], truncated))
     return records
+
+
+def _score_fitting(backend: Backend, prompts: list[str], completions: list[list[int]]) -> list[list[float]]:
+    """Scores of the non-empty completions; an empty one (a prompt that fills the window) gets none, unscored."""
+    asked = [i for i, ids in enumerate(completions) if ids]
+    scores = backend.score([prompts[i] for i in asked], [completions[i] for i in asked])
+    result: list[list[float]] = [[] for _ in completions]
+    for i, logprobs in zip(asked, scores):
+        result[i] = logprobs
+    return result
 
 
 # --- resumable scoring of a dataset --------------------------------------------------------------------------
