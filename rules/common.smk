@@ -221,6 +221,11 @@ def backend_options(section, wildcards):
     return canonical(options)
 
 
+def policy_gap_backend_options(wildcards):
+    """The sampling backend's settings, with the policy gap's own batch size (rows per forward pass)."""
+    return canonical({**backend_options("sampling", wildcards), "batch_size": config["policy_gap"]["batch_size"]})
+
+
 def prompt_spec(wildcards):
     cfg = model_cfg(wildcards.model)
     if wildcards.phase == "self":  # self samples use the training prompt: their log-probs are the behaviour policy
@@ -366,18 +371,31 @@ def model_names(wildcards):
     return [wildcards.model, model_cfg(wildcards.model).get("path")]
 
 
-# --- figures and tables of the report (rules/report.smk) ---------------------------------------------------
+def uses_rewriting():
+    """Whether a planned method trains on rewritten data (so sampling and rewriting run at all)."""
+    return any(config["methods"][m]["data"] != "expert" for m in trained_methods())
 
-# The policy-gap stage (rules/gap.smk) is not in this workflow yet: its figure and its columns of the source table
-# come once it is.
-POLICY_GAP_STAGE = False
+
+def policy_gap_outputs(models):
+    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when rewriting runs; with
+    `policy_gap.checkpoints`, one per trained method too."""
+    if not (config["policy_gap"]["enabled"] and uses_rewriting()):
+        return []
+    outputs = expand(f"{RESULTS}/policy_gap/{{model}}/{{file}}", model=models, file=["rows.parquet", "summary.json"])
+    if config["policy_gap"]["checkpoints"]:
+        outputs += expand(f"{RESULTS}/policy_gap/{{model}}/checkpoints/{{method}}.{{ext}}", model=models,
+                          method=trained_methods(), ext=["parquet", "json"])
+    return outputs
+
+
+# --- figures and tables of the report (rules/report.smk) ---------------------------------------------------
 
 
 def policy_gap_tables(model):
-    """The policy-gap stage's per-row table and per-source summary of one model; [] when the stage is off."""
-    if not POLICY_GAP_STAGE or not config.get("policy_gap", {}).get("enabled", True):
-        return []
-    return [f"{RESULTS}/policy_gap/{model}/rows.parquet", f"{RESULTS}/policy_gap/{model}/summary.json"]
+    """The policy-gap stage's per-row table and per-source summary of one model under its base model (what the
+    report draws); [] when the stage does not run."""
+    outputs = policy_gap_outputs([model])
+    return [path for path in outputs if path.endswith(("/rows.parquet", "/summary.json"))]
 
 
 def policy_gap_input(wildcards):
@@ -386,9 +404,8 @@ def policy_gap_input(wildcards):
 
 def policy_gap_checkpoint_summaries(wildcards):
     """The policy-gap summaries under each trained checkpoint (`policy_gap.checkpoints`), else none."""
-    if not policy_gap_tables(wildcards.model) or not config.get("policy_gap", {}).get("checkpoints", False):
-        return []
-    return expand(f"{RESULTS}/policy_gap/{wildcards.model}/checkpoints/{{method}}.json", method=trained_methods())
+    return [path for path in policy_gap_outputs([wildcards.model]) if "/checkpoints/" in path
+            and path.endswith(".json")]
 
 
 def report_labels(what):
@@ -421,9 +438,9 @@ def source_inputs(wildcards):
     inputs = {"datasets": expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.parquet",
                                  variant=dataset_variants()),
               "stats": dataset_stats_files(wildcards)}
-    gap = policy_gap_tables(wildcards.model)
-    if gap:
-        inputs["gap_summary"] = gap[1]
+    summary = [path for path in policy_gap_tables(wildcards.model) if path.endswith(".json")]
+    if summary:
+        inputs["gap_summary"] = summary[0]
     return inputs
 
 
@@ -448,10 +465,10 @@ def get_final_output():
     models = list(config["models"])
     outputs = [path for model in models for path in report_outputs(model)]
     outputs.append(f"{RESULTS}/manifest.json")
-    if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
+    if uses_rewriting():
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())
-    return outputs
+    return outputs + policy_gap_outputs(models)
 
 
 # --- cluster resources (README "Cluster resources"; profiles/slurm turns them into sbatch flags) -----------
@@ -472,9 +489,16 @@ def sampling_gpus(section):
     return config["sampling"].get("tensor_parallel_size", 1) if config[section]["backend"] == "vllm" else 1
 
 
+def scoring_resources():
+    """sbatch resources of a policy-gap job: the sampling backend's GPUs, requeued (it resumes from its chunks)."""
+    return dict(gpu=sampling_gpus("sampling"), gpu_model=RES["gpu_model"], tasks_per_gpu=0,
+                slurm_extra=requeue_flag(), slurm_partition=RES["gpu_partition"], slurm_account=RES["account"],
+                runtime=scaled(RES["sampling_runtime_min"]), mem_mb=scaled_mem(RES["gpu_mem_mb"]))
+
+
 def requeue_flag():
-    """sbatch flag of the resumable rules (sample, evaluate_sample, train): they continue from their chunks or their
-    last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
+    """sbatch flag of the resumable rules (sample, evaluate_sample, train, policy_gap*): they continue from their
+    chunks or their last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
     `--no-requeue` from the profile's default-resources (a requeued job restarts from scratch)."""
     return "--requeue" if RES["requeue"] else "--no-requeue"
 

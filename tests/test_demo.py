@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,6 +63,30 @@ def test_rewritten_dataset_has_all_three_sources(demo_run):
     assert set(expert["source"]) == {"expert"}
 
 
+def test_policy_gap(demo_run):
+    """One scored row per rewritten row; self rows' log-ratio ~0 (sampled on the training prompt, temperature 1),
+    guided rows' not (sampled on the hint prompt); the summary per source; each checkpoint's shift."""
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/rewritten.parquet")
+    rows = pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet")
+    summary = json.loads((demo_run / "policy_gap/tiny/summary.json").read_text())
+    assert rows["id"].tolist() == dataset["id"].tolist() and rows["source"].tolist() == dataset["source"].tolist()
+    sampled = rows[rows["source"] != "expert"]
+    assert (sampled["logratio"].map(len) == dataset.loc[sampled.index, "behaviour_logprobs"].map(len)).all()
+    ratios = {source: np.concatenate(list(rows.loc[rows["source"] == source, "logratio"]))
+              for source in ("self", "guided")}
+    assert np.abs(ratios["self"]).max() < 1e-3 < np.abs(ratios["guided"]).max()
+    sources = summary["sources"]
+    assert {s: sources[s]["rows"] for s in ("self", "guided", "expert")} == dict(Counter(dataset["source"]))
+    assert sources["all"]["logratio"]["tokens"] == len(ratios["self"]) + len(ratios["guided"])
+    for source in ("self", "guided"):  # the model's own (and its retold) solutions sit closer than the expert's
+        assert sources[source]["kept"]["logprob_mean"]["mean"] > sources[source]["expert"]["logprob_mean"]["mean"]
+    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
+        shift = pd.read_parquet(demo_run / f"policy_gap/tiny/checkpoints/{method}.parquet")
+        assert shift["id"].tolist() == rows["id"].tolist()
+        assert np.allclose(shift["kept_logprob_mean_base"], rows["kept_logprob_mean"])
+        assert json.loads((demo_run / f"policy_gap/tiny/checkpoints/{method}.json").read_text())["method"] == method
+
+
 def test_checkpoints_and_metrics(demo_run):
     for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
         log = json.loads((demo_run / f"checkpoints/tiny/{method}/training_log.json").read_text())
@@ -85,9 +110,11 @@ def test_partial_rerun_after_one_training_change(demo_run):
     # and the report's figures and tables that read the training log or the evaluation; not those of the data
     assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": shards,
                                                       "evaluate_judge": 1, "report": 1, "manifest": 1,
-                                                      "evaluation_table": 1, "figure_accuracy": 1,
-                                                      "figure_pass_at_k": 1, "figure_training": 1, "all": 1}
-    assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate"))} == {
+                                                      "policy_gap_checkpoint": 1, "evaluation_table": 1,
+                                                      "figure_accuracy": 1, "figure_pass_at_k": 1,
+                                                      "figure_training": 1, "figure_policy_gap": 1, "all": 1}
+    assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate",
+                                                                                    "policy_gap"))} == {
         "dr_dft"}
 
 
@@ -114,7 +141,7 @@ def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
 
     cfg = load_config("demo.yaml")
     declared = declared_report_files(cfg, tmp_path / "plan")
-    figures = {"accuracy", "pass_at_k", "sources", "training"}  # + policy_gap once that stage is in
+    figures = {"accuracy", "pass_at_k", "sources", "training", "policy_gap"}
     assert {f"figures/tiny/{name}.png" for name in figures} <= declared
     assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} | {"manifest.json"} <= declared
     workdir, timings = demo_run.parents[1], {}
@@ -136,7 +163,7 @@ def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
     for page in (html, zipped_page):
         results, categories = embedded(page, "results"), embedded(page, "categories")
         assert set(results) == shown
-        assert {"Data", "Rewriting", "Training", "Evaluation", "Provenance"} <= set(categories)
+        assert set(categories) == {"Data", "Rewriting", "Policy gap", "Training", "Evaluation", "Provenance"}
         assert {path for subcategories in categories.values() for paths in subcategories.values()
                 for path in paths} == shown, "every file in a category"
         for path, entry in results.items():
