@@ -394,8 +394,7 @@ def policy_gap_outputs(models):
 def policy_gap_tables(model):
     """The policy-gap stage's per-row table and per-source summary of one model under its base model (what the
     report draws); [] when the stage does not run."""
-    outputs = policy_gap_outputs([model])
-    return [path for path in outputs if path.endswith(("/rows.parquet", "/summary.json"))]
+    return [path for path in policy_gap_outputs([model]) if os.path.basename(path) in ("rows.parquet", "summary.json")]
 
 
 def policy_gap_input(wildcards):
@@ -404,8 +403,8 @@ def policy_gap_input(wildcards):
 
 def policy_gap_checkpoint_summaries(wildcards):
     """The policy-gap summaries under each trained checkpoint (`policy_gap.checkpoints`), else none."""
-    return [path for path in policy_gap_outputs([wildcards.model]) if "/checkpoints/" in path
-            and path.endswith(".json")]
+    return [path for path in policy_gap_outputs([wildcards.model])
+            if os.path.basename(os.path.dirname(path)) == "checkpoints" and path.endswith(".json")]
 
 
 def report_labels(what):
