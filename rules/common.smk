@@ -31,6 +31,7 @@ wildcard_constraints:
     model="|".join(config["models"]),
     method="|".join(config["methods"]),
     bench="|".join(config["benchmarks"]),
+    dataset="[A-Za-z0-9_]+",  # the problems' name (schema): never "<name>.decontaminated"
     phase="self|guided",
     variant="expert|rewritten|self_expert|guided_expert",
     scatteritem=r"\d+-of-\d+",
@@ -85,8 +86,26 @@ def demo_model_params(wildcards):
 # --- data -----------------------------------------------------------------------------------------------
 
 
-def problems_file():
+def prepared_problems_file():
+    """The training problems as loaded (rule prepare_problems): what the contamination check reads."""
     return f"{RESULTS}/problems/{config['problems']['name']}.parquet"
+
+
+def problems_file():
+    """The training problems every later stage reads (sampling, verification, rewriting): the prepared file with
+    `decontamination: report` (the paper's data, unchanged), the decontaminated one with `drop`."""
+    if config["decontamination"] == "drop":
+        return f"{RESULTS}/problems/{config['problems']['name']}.decontaminated.parquet"
+    return prepared_problems_file()
+
+
+def contamination_file():
+    return f"{RESULTS}/contamination/{config['problems']['name']}.json"
+
+
+def contamination_inputs(wildcards):
+    return {"problems": prepared_problems_file(),
+            "benchmarks": expand(f"{RESULTS}/benchmarks/{{bench}}.parquet", bench=list(config["benchmarks"]))}
 
 
 def source_spec(spec):
@@ -370,6 +389,7 @@ def get_final_output():
     models = list(config["models"])
     outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
     outputs.append(f"{RESULTS}/manifest.json")
+    outputs += [contamination_file(), contamination_file().replace(".json", ".md")]
     if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())
