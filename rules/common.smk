@@ -162,6 +162,38 @@ def benchmark_input(wildcards):
     return data_source_input("benchmark", wildcards.bench, config["benchmarks"][wildcards.bench])
 
 
+def uses_released():
+    """Whether a planned method trains on the authors' released data (`data: released`, config `released`)."""
+    used = any(spec.get("data") == "released" and (config.get("extensions", False) or not spec.get("extension"))
+               for spec in config["methods"].values())  # planned_methods(), which is defined further down
+    if used and "released" not in config:
+        raise WorkflowError("a planned method has `data: released` but the config has no `released:` section "
+                            "(the authors' data on the hub: see config/config.yaml)")
+    return used
+
+
+def released_spec_of(model):
+    """The data-source spec of one model's release (its `data_files`), {benchmark_root} filled in."""
+    from mindthegap.released import release_spec
+
+    return source_spec(release_spec(config["released"], model))
+
+
+def released_spec(wildcards):
+    return released_spec_of(wildcards.model)
+
+
+def released_fields(wildcards):
+    return canonical(config["released"].get("fields", {}))
+
+
+def released_inputs(wildcards):
+    """The model (its tokenizer applies the training template) and the release: its prefetch marker, or the
+    local file."""
+    return {"model": model_input(wildcards),
+            "release": data_source_input("released", wildcards.model, released_spec_of(wildcards.model))}
+
+
 def prefetch_kind(wildcards):
     return "model" if wildcards.kind == "model" else "dataset"
 
@@ -172,18 +204,21 @@ def prefetch_spec(wildcards):
         return canonical({"path": cfg["path"], "revision": cfg.get("revision", "main")})
     if wildcards.kind == "problems":
         return source_spec(config["problems"])
+    if wildcards.kind == "released":
+        return released_spec_of(wildcards.name)
     return source_spec(config["benchmarks"][wildcards.name])
 
 
 def prefetch_config_key(wildcards):
     """Where the repository is set in the config, for the error messages of the prefetch."""
-    return {"model": f"models.{wildcards.name}", "problems": "problems"}.get(wildcards.kind,
+    return {"model": f"models.{wildcards.name}", "problems": "problems", "released": "released"}.get(wildcards.kind,
                                                                                f"benchmarks.{wildcards.name}")
 
 
 def uses_hub():
     return (any(hub_model(m) for m in config["models"]) or hub_source(config["problems"])
-            or any(hub_source(spec) for spec in config["benchmarks"].values()))
+            or any(hub_source(spec) for spec in config["benchmarks"].values())
+            or (uses_released() and hub_source(config["released"])))
 
 
 if uses_hub():  # every job (local, or re-parsed in a SLURM job) reads the hub cache offline; the prefetch goes online
