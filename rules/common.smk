@@ -87,7 +87,7 @@ def demo_model_params(wildcards):
 
 
 def prepared_problems_file():
-    """The training problems as loaded (rule prepare_problems): what the contamination check reads."""
+    """The training problems as loaded by prepare_problems: what the contamination check reads."""
     return f"{RESULTS}/problems/{config['problems']['name']}.parquet"
 
 
