@@ -518,7 +518,7 @@ def get_final_output():
     models = list(config["models"])
     outputs = [path for model in models for path in report_outputs(model)]
     outputs.append(f"{RESULTS}/manifest.json")
-    outputs += [contamination_file(), contamination_file().replace(".json", ".md")]
+    outputs += [contamination_file()] + [contamination_file().replace(".json", ext) for ext in (".md", ".html")]
     if uses_rewriting():
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())

@@ -144,6 +144,7 @@ def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
     figures = {"accuracy", "pass_at_k", "sources", "training", "policy_gap"}
     assert {f"figures/tiny/{name}.png" for name in figures} <= declared
     assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} | {"manifest.json"} <= declared
+    assert "contamination/arith_train.html" in declared, "the decontamination counts"
     workdir, timings = demo_run.parents[1], {}
     for kind in ("html", "zip"):
         started = time.monotonic()
