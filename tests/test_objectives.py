@@ -330,3 +330,35 @@ def test_new_objectives_train_and_log_their_weight_stats(tiny_model_dir, dataset
     if loss == "asft":
         assert windows[0]["kl_to_base"] == pytest.approx(0.0, abs=1e-6)  # the first step: still the base model
         assert windows[1]["kl_to_base"] > 1e-6
+
+
+def test_trainer_asft_loss_equals_a_per_token_computation_from_both_models_logits(tiny_model_dir, tmp_path):
+    """The trainer's ASFT path (response positions only, scattered back) against plain-Python sums over the
+    vocabulary of the model's and a perturbed base model's logits, token by token."""
+    from transformers import AutoModelForCausalLM
+
+    from test_training import _trainer
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        for parameter in base.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    beta = 0.3
+    trainer, batch = _trainer(tiny_model_dir, tmp_path, loss="asft", loss_args={"beta": beta}, base_model=base)
+    trainer.model.eval()
+    loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+    with torch.no_grad():
+        logits = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.tolist()
+        base_logits = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.tolist()
+    total, count = 0.0, 0
+    for b, row in enumerate(batch["labels"].tolist()):
+        for t in range(1, len(row)):
+            if row[t] == -100:
+                continue
+            p, q = _log_softmax(logits[b][t - 1]), _log_softmax(base_logits[b][t - 1])
+            kl = sum(math.exp(qv) * (qv - pv) for pv, qv in zip(p, q))
+            total += -math.exp(p[row[t]]) * p[row[t]] + beta * kl
+            count += 1
+    assert loss == pytest.approx(total / count, rel=1e-5)
+    assert trainer._metrics["eval"]["kl_to_base"][0] > 1e-4  # the anchor is live on this batch

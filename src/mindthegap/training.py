@@ -190,19 +190,25 @@ def _trainer_class():
             return (loss, outputs) if return_outputs else loss
 
         def _forward_with_base(self, model, inputs):
-            """Full next-token distributions of the model and of the frozen base model (the fused LM head gives
-            only the labels' log-probs): per-token log-probs, mask, top-1 hits and KL(pi_base || pi_theta)."""
+            """Full next-token distributions of the model and of the frozen base model at the response positions
+            only (the fused LM head gives only the labels' log-probs; prompt and padding positions are dropped
+            before the vocabulary-wide softmax): per-token log-probs, mask, top-1 hits and KL(pi_base || pi_theta),
+            each (batch, tokens) and zero off the mask."""
             batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "use_cache": False}
             outputs = model(**batch)
             labels = inputs["labels"][:, 1:]
             mask = labels != -100
-            logp_vocab = torch.log_softmax(outputs.logits[:, :-1].float(), -1)
-            logp = logp_vocab.gather(2, labels.clamp(min=0)[..., None]).squeeze(2) * mask
+            logp_vocab = torch.log_softmax(outputs.logits[:, :-1][mask].float(), -1)  # (response tokens, vocab)
             with torch.no_grad():
-                base_logits = self.base_model(**batch).logits[:, :-1]
-            kl = objectives.kl_to_base(logp_vocab, torch.log_softmax(base_logits.float(), -1)) * mask
-            top1 = (logp_vocab.argmax(-1) == labels) & mask
-            return outputs, logp, mask, top1, kl
+                base_logits = self.base_model(**batch).logits[:, :-1][mask]
+            kl = objectives.kl_to_base(logp_vocab, torch.log_softmax(base_logits.float(), -1))
+
+            def per_token(values):
+                return values.new_zeros(mask.shape).masked_scatter(mask, values)
+
+            logp = per_token(logp_vocab.gather(1, labels[mask][:, None]).squeeze(1))
+            top1 = per_token((logp_vocab.argmax(-1) == labels[mask]).float())
+            return outputs, logp, mask, top1, per_token(kl)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "train_loss" in logs:  # the end-of-training record: the run's loss, not only this call's steps
