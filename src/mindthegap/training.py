@@ -3,7 +3,7 @@ log-probs), and a small `SFTTrainer` subclass whose `compute_loss` applies an ob
 (mindthegap.objectives: sft, dft, is, power, asft, proximal), L = sum_t m_t * loss_t / N over the N response tokens.
 
 Objectives that need the base model: `proximal` reads the base model's per-token log-probs, scored once before the
-first step by a no-grad pass of the initial model and cached in the job's work dir (`base_logprobs.parquet`: a
+first step by a no-grad pass of the initial model and cached in the job's work dir (`base_logprobs-*.parquet`: a
 resumed job reads them back); `asft` loads a frozen copy of the base model and runs it forward at every step.
 
 Precision: the weights the optimizer updates (and its states) are always fp32, loaded as fp32 whatever dtype the
@@ -278,6 +278,15 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     per_device = hparams["per_device_batch_size"]
     accumulation = gradient_accumulation(hparams["global_batch_size"], per_device, world)
     use_bf16 = bf16_autocast(hparams.get("bf16", False))
+    # The base model's copies load before the Trainer's arguments start the process group: FSDP's rank-0-only
+    # loading (`fsdp_cpu_ram_efficient_loading`) and ZeRO-3's partitioned init then leave them whole on every rank.
+    objective = objectives.get(hparams["loss"])
+    base_model = (load_base_model(model, revision, torch.bfloat16 if use_bf16 else MASTER_DTYPE)
+                  if objectives.BASE_MODEL in objective.needs else None)
+    cache = Path(work_dir) / f"base_logprobs-{_rows_fingerprint(list(encoded['input_ids']))}.parquet"
+    if BASE_LOGPROBS in objective.needs and not cache.exists():  # before the first step; a resume reads the cache
+        score_share(model, revision, encoded, WeightedCollator(tokenizer.pad_token_id), per_device, use_bf16,
+                    Path(work_dir))
     config = SFTConfig(
         output_dir=work_dir, learning_rate=hparams["learning_rate"], num_train_epochs=hparams["epochs"],
         max_steps=hparams.get("max_steps") or -1,
@@ -293,9 +302,6 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     )
     # fp32 master weights whatever the checkpoint's dtype (transformers' default "auto" would keep a bf16 one bf16)
     network = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=MASTER_DTYPE)
-    objective = objectives.get(hparams["loss"])
-    base_model = (load_base_model(model, revision, use_bf16, config.device)
-                  if objectives.BASE_MODEL in objective.needs else None)
     check = _master_weights_check()
     trainer = _trainer_class()(
         model=network, args=config, train_dataset=encoded, processing_class=tokenizer,
@@ -303,9 +309,8 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
         loss_args=objectives.resolve_args(hparams["loss"], hparams, hparams.get("loss_args")), base_model=base_model,
         callbacks=[check, _checkpoints_close_logging_windows(), *callbacks],
     )
-    if BASE_LOGPROBS in objective.needs:  # before the first step, with the initial weights; cached for a resume
-        scores = cached_base_logprobs(trainer, encoded, Path(work_dir), use_bf16)
-        trainer.train_dataset = encoded.add_column(BASE_LOGPROBS, scores)
+    if BASE_LOGPROBS in objective.needs:
+        trainer.train_dataset = encoded.add_column(BASE_LOGPROBS, merged_base_logprobs(cache, trainer))
     last = get_last_checkpoint(work_dir) if Path(work_dir).is_dir() else None
     if last:
         log.info("resuming training from %s", last)
@@ -317,69 +322,85 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     return summary
 
 
-def load_base_model(model: str, revision: str | None, bf16: bool, device):
-    """The frozen initial model for objectives that need its distribution at every step (asft): eval mode, no
-    gradient, bf16 weights when training computes in bf16 (it only ever runs forward, under the same autocast),
-    fp32 otherwise. One unsharded copy per process, also under FSDP/DeepSpeed (README "Objectives": its cost)."""
+def local_device() -> torch.device:
+    """This process's device before the Trainer sets it up: its GPU (`LOCAL_RANK` under `accelerate launch`)."""
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device(
+        "cpu")
+
+
+def load_base_model(model: str, revision: str | None, dtype: torch.dtype):
+    """A frozen copy of the initial model on this process's device: eval mode, no gradient. For asft it runs
+    forward at every step in bf16 weights when training computes in bf16 (under the same autocast), fp32 otherwise:
+    one whole copy per GPU, also under FSDP/DeepSpeed (README "Objectives": its cost)."""
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.bfloat16 if bf16 else MASTER_DTYPE
     base = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=dtype)
-    return base.eval().requires_grad_(False).to(device)
+    return base.eval().requires_grad_(False).to(local_device())
 
 
 def score_base_logprobs(model, examples: list[dict[str, Any]], collator, batch_size: int, bf16: bool
                         ) -> list[list[float]]:
-    """The model's log-prob of every label of `examples` (encoded rows), no gradient, eval mode: one list per row
-    aligned with its input_ids like `behaviour_logprobs` (0.0 at position 0 and at prompt positions)."""
+    """`model`'s log-prob of every label of `examples` (encoded rows), no gradient, under the training's autocast:
+    one list per row aligned with its input_ids like `behaviour_logprobs` (0.0 at position 0 and prompt positions).
+    Only the labels' log-probs are computed (TRL's fused LM head), never the full-vocabulary logits."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    add_fused_lm_head(model)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     scores = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
-            batch = collator(chunk)
-            outputs = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                            labels=batch["labels"].to(device), fused_lm_head=True, use_cache=False)
+            batch = {key: value.to(device) for key, value in collator(chunk).items()}
+            outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            labels=batch["labels"], fused_lm_head=True, use_cache=False)
             for row, example in zip(outputs.log_probs.float().cpu(), chunk):
                 scores.append([0.0, *row[:len(example["input_ids"]) - 1].tolist()])
-    model.train(was_training)
     return scores
 
 
-def cached_base_logprobs(trainer, encoded, work_dir: Path, bf16: bool) -> list[list[float]]:
-    """The initial model's per-token log-probs of the training rows, scored once per job before its first step.
+def score_share(model: str, revision: str | None, encoded, collator, batch_size: int, bf16: bool, work_dir: Path
+                ) -> None:
+    """This process's share of the base model's scores (rows rank::world), with a fresh copy of the initial model
+    in the training's precision (fp32 weights, bf16 autocast when asked), into a part file of `work_dir`."""
+    import pandas as pd
 
-    Each process scores its share of the rows (i::world); process zero merges the shares into the cache in the
-    job's work dir, beside the checkpoints, named by a fingerprint of the encoded rows. A resumed job, whose model
-    has already moved, reads the cache instead of scoring again; other rows (another dataset, tokenizer or
-    max_length) have another fingerprint and are scored anew."""
+    from mindthegap.io import write_parquet
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    mine = list(range(rank, len(encoded), world))
+    scorer = load_base_model(model, revision, MASTER_DTYPE)
+    scores = score_base_logprobs(scorer, [encoded[i] for i in mine], collator, batch_size, bf16)
+    del scorer
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    write_parquet(pd.DataFrame({"index": mine, BASE_LOGPROBS: scores}), _part(work_dir, rank, world))
+    log.info("scored the base model's log-probs of %d rows (share %d of %d)", len(mine), rank, world)
+
+
+def merged_base_logprobs(cache: Path, trainer) -> list[list[float]]:
+    """The base model's per-token log-probs of every training row, from `cache` (in the job's work dir, named by a
+    fingerprint of the encoded rows: other rows are scored anew). When absent, every process has just written its
+    share (`score_share`): process zero merges them into `cache` once all have. A resumed job reads `cache`."""
     import pandas as pd
 
     from mindthegap.io import read_parquet, write_parquet
 
-    cache = work_dir / f"base_logprobs-{_rows_fingerprint(list(encoded['input_ids']))}.parquet"
-    if cache.exists():
-        log.info("base model log-probs from %s", cache)
-        return [list(map(float, row)) for row in read_parquet(cache)[BASE_LOGPROBS]]
-    args = trainer.args
-    rank, world = args.process_index, args.world_size
-    model = trainer.model.to(args.device)
-    mine = list(range(rank, len(encoded), world))
-    scores = score_base_logprobs(model, [encoded[i] for i in mine], trainer.data_collator,
-                                 args.per_device_train_batch_size, bf16)
-    part = work_dir / f"base_logprobs.part-{rank}-of-{world}.parquet"
-    write_parquet(pd.DataFrame({"index": mine, BASE_LOGPROBS: scores}), part)
-    trainer.accelerator.wait_for_everyone()
-    if args.process_index == 0:
-        paths = [work_dir / f"base_logprobs.part-{r}-of-{world}.parquet" for r in range(world)]
-        write_parquet(pd.concat(map(read_parquet, paths)).sort_values("index")[[BASE_LOGPROBS]], cache)
-        for path in paths:
-            path.unlink()
-    trainer.accelerator.wait_for_everyone()
-    log.info("scored the base model's log-probs of %d rows into %s", len(encoded), cache)
+    if not cache.exists():
+        world = trainer.args.world_size
+        trainer.accelerator.wait_for_everyone()
+        if trainer.args.process_index == 0:
+            parts = [_part(cache.parent, rank, world) for rank in range(world)]
+            write_parquet(pd.concat(map(read_parquet, parts)).sort_values("index")[[BASE_LOGPROBS]], cache)
+            for path in parts:
+                path.unlink()
+        trainer.accelerator.wait_for_everyone()
+    log.info("base model log-probs from %s", cache)
     return [list(map(float, row)) for row in read_parquet(cache)[BASE_LOGPROBS]]
+
+
+def _part(work_dir: Path, rank: int, world: int) -> Path:
+    return work_dir / f"base_logprobs.part-{rank}-of-{world}.parquet"
 
 
 def _rows_fingerprint(input_ids: list[list[int]]) -> str:
