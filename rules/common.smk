@@ -328,9 +328,14 @@ def training_dataset(wildcards):
 
 
 def training_hparams(wildcards):
-    """The method's full hyper-parameters: shared `training` values, its own overrides, and its loss."""
+    """The method's full hyper-parameters: shared `training` values, its own overrides, its objective and the
+    objective's resolved arguments (`loss_args`, absent for an objective without any): a change of any retrains."""
+    from mindthegap.objectives import resolve_args
+
     method = config["methods"][wildcards.method]
-    return {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+    hparams = {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+    loss_args = resolve_args(method["loss"], hparams, method.get("loss_args"))
+    return {**hparams, "loss_args": loss_args} if loss_args else hparams
 
 
 def training_hparams_json(wildcards):
