@@ -146,7 +146,7 @@ def test_slurm_profile_plans_the_paper_grid_from_the_command_line(paper_jobs):
 
 def test_demo_config_plans_every_stage(tmp_path):
     counts = Counter(job.rule.name for job in plan_jobs(load_config("demo.yaml"), tmp_path))
-    assert counts["build_demo_model"] == 1 and counts["train"] == 5 and counts["report"] == 1
+    assert counts["build_demo_model"] == 1 and counts["train"] == 6 and counts["report"] == 1  # 4 + DR+IS, DR+PSFT
     assert counts["sample"] == 2 * load_config("demo.yaml")["sampling"]["shards"]
 
 
