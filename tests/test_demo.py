@@ -87,11 +87,13 @@ def test_policy_gap(demo_run):
 
 
 def test_checkpoints_and_metrics(demo_run):
-    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
+    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is", "dr_psft"):
         log = json.loads((demo_run / f"checkpoints/tiny/{method}/training_log.json").read_text())
         assert log["summary"]["global_steps"] > 0
     is_log = json.loads((demo_run / "checkpoints/tiny/dr_is/training_log.json").read_text())
     assert any("weight_var/self" in entry for entry in is_log["log_history"])
+    psft_log = json.loads((demo_run / "checkpoints/tiny/dr_psft/training_log.json").read_text())
+    assert all("clipped_fraction" in entry for entry in psft_log["log_history"] if "loss" in entry)
     metrics = json.loads((demo_run / "eval/tiny/base/arith_test/metrics.json").read_text())
     assert metrics["n"] == 4 and sum(metrics["grader_status"].values()) == 4 * metrics["problems"]
 

@@ -15,8 +15,8 @@ loss is returned separately from the weights. sg = stop-gradient.
   proximal  -min(r, clip(r, 1-eps_low, 1+eps_high)),  r = p / p_base  arXiv 2508.17784; needs the base log-probs
 
 Costs (README "Objectives"): CPU time of a training micro-step against DFT, measured with a demo-sized model:
-sft 0.99, power 1.01, proximal 1.01 (plus one no-grad scoring pass over the data set before the first step, cached
-in the job's work dir), asft 1.21. `asft` holds a frozen copy of the base model, runs it forward at every step and
+sft 0.98-0.99, is 0.97, power 0.99-1.01, proximal 0.99-1.01 (plus one no-grad scoring pass over the data set
+before the first step, cached in the job's work dir), asft 1.21-1.23. `asft` holds a frozen copy of the base model, runs it forward at every step and
 materialises both models' full-vocabulary log-probs at the response positions. At 7B on the config's layout (8 GPUs,
 FSDP, micro-batch 4 x 2048, gradient checkpointing), estimated: +15 GB of bf16 weights per GPU (unsharded; ~2 GB
 were it sharded by FSDP), ~5 GB per fp32 (tokens x 152k vocabulary) copy of the log-probs, and one extra forward per

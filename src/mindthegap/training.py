@@ -283,8 +283,8 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     objective = objectives.get(hparams["loss"])
     base_model = (load_base_model(model, revision, torch.bfloat16 if use_bf16 else MASTER_DTYPE)
                   if objectives.BASE_MODEL in objective.needs else None)
-    cache = Path(work_dir) / f"base_logprobs-{_rows_fingerprint(list(encoded['input_ids']))}.parquet"
-    if BASE_LOGPROBS in objective.needs and not cache.exists():  # before the first step; a resume reads the cache
+    cache = base_logprobs_cache(Path(work_dir), encoded) if BASE_LOGPROBS in objective.needs else None
+    if cache and not cache.exists():  # before the first step; a resumed job reads the cache
         score_share(model, revision, encoded, WeightedCollator(tokenizer.pad_token_id), per_device, use_bf16,
                     Path(work_dir))
     config = SFTConfig(
@@ -403,11 +403,14 @@ def _part(work_dir: Path, rank: int, world: int) -> Path:
     return work_dir / f"base_logprobs.part-{rank}-of-{world}.parquet"
 
 
-def _rows_fingerprint(input_ids: list[list[int]]) -> str:
+def base_logprobs_cache(work_dir: Path, encoded) -> Path:
+    """Where the base model's scores of these rows live: named by a hash of their token ids, row by row."""
     import hashlib
-    import json
 
-    return hashlib.sha256(json.dumps(input_ids).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for ids in encoded["input_ids"]:
+        digest.update(b",".join(str(i).encode() for i in ids) + b";")
+    return work_dir / f"base_logprobs-{digest.hexdigest()[:16]}.parquet"
 
 
 def optimizer_dtypes(optimizer) -> list[str]:
