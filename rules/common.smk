@@ -436,9 +436,11 @@ def uses_rewriting():
 
 
 def policy_gap_outputs(models):
-    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when rewriting runs; with
-    `policy_gap.checkpoints`, one per trained method too."""
-    if not (config["policy_gap"]["enabled"] and uses_rewriting()):
+    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when a method trains on data
+    rewritten from our own sampling (not the authors' released data alone); with `policy_gap.checkpoints`, one per
+    trained method too."""
+    ours = {"rewritten", "self_expert", "guided_expert"}  # the variants built from our own sampling
+    if not (config["policy_gap"]["enabled"] and any(config["methods"][m]["data"] in ours for m in trained_methods())):
         return []
     outputs = expand(f"{RESULTS}/policy_gap/{{model}}/{{file}}", model=models, file=["rows.parquet", "summary.json"])
     if config["policy_gap"]["checkpoints"]:
