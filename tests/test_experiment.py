@@ -45,8 +45,10 @@ def test_seed_zero_is_the_config_and_seeds_change_every_seed_but_the_models():
     for key in ("problems", "rewrite", "training", "evaluation"):
         assert one[key]["seed"] != zero[key]["seed"], key
     assert "demo_model" not in one and "benchmarks" not in one, "the base model and the benchmark stay fixed"
-    assert experiment.config_arguments({"results_dir": "r", "sampling": {"self": {"seed": 2}}}) == [
-        "results_dir=r", "sampling={self: {seed: 2}}"]
+    merged = experiment.seed_config(cfg, one)
+    assert merged["sampling"]["self"]["seed"] == one["sampling"]["self"]["seed"] and merged["results_dir"] == "r1"
+    assert merged["sampling"]["self"]["n"] == cfg["sampling"]["self"]["n"], "merged key by key"
+    assert cfg["results_dir"] != "r1", "the config itself is left as it was"
 
 
 def test_paired_bootstrap_of_a_constant_difference():

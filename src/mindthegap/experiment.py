@@ -1,7 +1,7 @@
 """The miniature experiment (`make experiment`): the demo's workflow under several seeds, aggregated.
 
 Each seed k runs the whole workflow of config/demo.yaml through Snakemake into its own results directory, with
-`--config` overrides of every seed that is not the base model's: the training problems (data), the self and guided
+overrides of every seed that is not the base model's: the training problems (data), the self and guided
 samples and the choice among correct ones (sampling), the training order and initialisation of the heads
 (training) and the evaluation samples. The base model (its pre-training seed) and the benchmark stay fixed, as a
 hub model and a benchmark do in the paper.
@@ -16,6 +16,7 @@ variance of the token weights during training (training_log.json's weight_var/<s
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -54,18 +55,27 @@ def seed_overrides(config: dict[str, Any], seed: int, results_dir: str) -> dict[
     }
 
 
-def config_arguments(overrides: dict[str, Any]) -> list[str]:
-    """`--config key=value` arguments; nested values as YAML flow mappings (Snakemake merges them key by key)."""
-    return [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}" if isinstance(value, dict)
-            else f"{key}={value}" for key, value in overrides.items()]
+def seed_config(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The config with one seed's overrides merged in key by key. Written to a file and passed as --configfile:
+    Snakemake parses nested `--config` values with YAML's BaseLoader (every number a string), which the strict
+    schema rightly rejects."""
+    merged = copy.deepcopy(config)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = seed_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
-def run_seed(config: dict[str, Any], seed: int, configfile: Path, out: Path, cores: int) -> float:
+def run_seed(config: dict[str, Any], seed: int, out: Path, cores: int) -> float:
     """One seed's workflow (resumes where it stopped); its wall time in seconds."""
-    overrides = seed_overrides(config, seed, str(out / f"seed{seed}"))
+    configfile = out / f"seed{seed}.yaml"
+    configfile.parent.mkdir(parents=True, exist_ok=True)
+    write_text(yaml.safe_dump(seed_config(config, seed_overrides(config, seed, str(out / f"seed{seed}"))),
+                              sort_keys=False), configfile)
     command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
-               "--configfile", str(configfile), "--profile", str(REPO / "profiles/local"), "--cores", str(cores),
-               "--config", *config_arguments(overrides)]
+               "--configfile", str(configfile), "--profile", str(REPO / "profiles/local"), "--cores", str(cores)]
     start = time.monotonic()
     subprocess.run(command, check=True)
     return time.monotonic() - start
@@ -256,11 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     config = yaml.safe_load(configfile.read_text())
     seeds = list(range(args.seeds))
     if args.only_seed is not None:
-        run_seed(config, args.only_seed, configfile, out, args.cores)
+        run_seed(config, args.only_seed, out, args.cores)
         return 0
     start, wall = time.monotonic(), {}
     for seed in seeds:
-        wall[f"seed{seed}"] = run_seed(config, seed, configfile, out, args.cores)
+        wall[f"seed{seed}"] = run_seed(config, seed, out, args.cores)
     summary = aggregate(out, config, seeds, wall)
     summary["wall_s"]["total"] = time.monotonic() - start
     write_json(summary, out / "summary.json")
