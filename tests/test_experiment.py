@@ -74,3 +74,11 @@ def test_gap_by_source():
                            "expert_logprob_mean": pytest.approx(-1.7), "logratio": pytest.approx(1.5)}
     assert gap["guided"]["rows"] == 0 and gap["guided"]["logratio"] is None
     assert gap["all"]["logratio"] == pytest.approx(1.0)
+
+
+def test_later_seeds_fine_tune_the_first_seeds_model(tmp_path):
+    cfg = load_config("demo.yaml")
+    shared = experiment.shared_base_model(cfg, tmp_path / "seed0")
+    assert shared["models"]["tiny"]["path"] == str((tmp_path / "seed0/models/tiny").resolve())
+    assert "build" not in shared["models"]["tiny"] and "build" in cfg["models"]["tiny"]
+    assert shared["models"]["tiny"]["eval_template"] == cfg["models"]["tiny"]["eval_template"]

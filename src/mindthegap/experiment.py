@@ -68,12 +68,27 @@ def seed_config(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     return merged
 
 
+def shared_base_model(config: dict[str, Any], first_run: Path) -> dict[str, Any]:
+    """The config with its locally built models taken from the first seed's run (a local directory), so that
+    every seed fine-tunes the same base model and pre-trains it once."""
+    models = {}
+    for name, spec in config["models"].items():
+        if "build" in spec:
+            spec = {**{k: v for k, v in spec.items() if k != "build"},
+                    "path": str((first_run / "models" / name).resolve())}
+        models[name] = spec
+    return {**config, "models": models}
+
+
 def run_seed(config: dict[str, Any], seed: int, out: Path, cores: int) -> float:
-    """One seed's workflow (resumes where it stopped); its wall time in seconds."""
+    """One seed's workflow (resumes where it stopped); its wall time in seconds. Seeds after the first fine-tune
+    the first seed's base model (it must have run)."""
     configfile = out / f"seed{seed}.yaml"
     configfile.parent.mkdir(parents=True, exist_ok=True)
-    write_text(yaml.safe_dump(seed_config(config, seed_overrides(config, seed, str(out / f"seed{seed}"))),
-                              sort_keys=False), configfile)
+    seeded = seed_config(config, seed_overrides(config, seed, str(out / f"seed{seed}")))
+    if seed:
+        seeded = shared_base_model(seeded, out / "seed0")
+    write_text(yaml.safe_dump(seeded, sort_keys=False), configfile)
     command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
                "--configfile", str(configfile), "--profile", str(REPO / "profiles/local"), "--cores", str(cores)]
     start = time.monotonic()
@@ -203,7 +218,7 @@ def aggregate(out: Path, config: dict[str, Any], seeds: list[int], wall: dict[st
     for seed, run in runs.items():
         problems = pd.read_parquet(run / f"problems/{config['problems']['name']}.parquet")
         dataset = pd.read_parquet(run / f"datasets/{model}/rewritten.parquet")
-        rows = policy_gap_rows(run / f"models/{model}", dataset, problems)
+        rows = policy_gap_rows(runs[seeds[0]] / f"models/{model}", dataset, problems)  # the one base model
         gaps[seed] = gap_by_source(rows)
         sources[seed] = {s: int((dataset["source"] == s).sum()) for s in SOURCES}
     weights = {method: {seed: weight_variance(runs[seed] / f"checkpoints/{model}/{method}/training_log.json")
@@ -221,11 +236,14 @@ def _mean_over_seeds(values: list[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """The experiment's tables: accuracy per method and seed, the paper's comparisons, the policy gap and the
     weight variance per source."""
     seeds, labels, acc = summary["seeds"], summary["labels"], summary["accuracy"]
-    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     lines = [f"# Miniature experiment: {len(seeds)} seeds × {summary['problems_per_seed']} problems × "
              f"{summary['samples_per_problem']} samples per method", "",
              "Accuracy (%, avg@n); interval: 95 % hierarchical bootstrap over seeds and problems.", "",
