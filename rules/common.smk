@@ -221,6 +221,11 @@ def backend_options(section, wildcards):
     return canonical(options)
 
 
+def policy_gap_backend_options(wildcards):
+    """The sampling backend's settings, with the policy gap's own batch size (rows per forward pass)."""
+    return canonical({**backend_options("sampling", wildcards), "batch_size": config["policy_gap"]["batch_size"]})
+
+
 def prompt_spec(wildcards):
     cfg = model_cfg(wildcards.model)
     if wildcards.phase == "self":  # self samples use the training prompt: their log-probs are the behaviour policy
@@ -366,14 +371,31 @@ def model_names(wildcards):
     return [wildcards.model, model_cfg(wildcards.model).get("path")]
 
 
+def uses_rewriting():
+    """Whether a planned method trains on rewritten data (so sampling and rewriting run at all)."""
+    return any(config["methods"][m]["data"] != "expert" for m in trained_methods())
+
+
+def policy_gap_outputs(models):
+    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when rewriting runs; with
+    `policy_gap.checkpoints`, one per trained method too."""
+    if not (config["policy_gap"]["enabled"] and uses_rewriting()):
+        return []
+    outputs = expand(f"{RESULTS}/policy_gap/{{model}}/{{file}}", model=models, file=["rows.parquet", "summary.json"])
+    if config["policy_gap"]["checkpoints"]:
+        outputs += expand(f"{RESULTS}/policy_gap/{{model}}/checkpoints/{{method}}.{{ext}}", model=models,
+                          method=trained_methods(), ext=["parquet", "json"])
+    return outputs
+
+
 def get_final_output():
     models = list(config["models"])
     outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
     outputs.append(f"{RESULTS}/manifest.json")
-    if any(config["methods"][m]["data"] != "expert" for m in trained_methods()):
+    if uses_rewriting():
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())
-    return outputs
+    return outputs + policy_gap_outputs(models)
 
 
 # --- cluster resources (README "Cluster resources"; profiles/slurm turns them into sbatch flags) -----------
@@ -394,9 +416,16 @@ def sampling_gpus(section):
     return config["sampling"].get("tensor_parallel_size", 1) if config[section]["backend"] == "vllm" else 1
 
 
+def scoring_resources():
+    """sbatch resources of a policy-gap job: the sampling backend's GPUs, requeued (it resumes from its chunks)."""
+    return dict(gpu=sampling_gpus("sampling"), gpu_model=RES["gpu_model"], tasks_per_gpu=0,
+                slurm_extra=requeue_flag(), slurm_partition=RES["gpu_partition"], slurm_account=RES["account"],
+                runtime=scaled(RES["sampling_runtime_min"]), mem_mb=scaled_mem(RES["gpu_mem_mb"]))
+
+
 def requeue_flag():
-    """sbatch flag of the resumable rules (sample, evaluate_sample, train): they continue from their chunks or their
-    last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
+    """sbatch flag of the resumable rules (sample, evaluate_sample, train, policy_gap*): they continue from their
+    chunks or their last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
     `--no-requeue` from the profile's default-resources (a requeued job restarts from scratch)."""
     return "--requeue" if RES["requeue"] else "--no-requeue"
 

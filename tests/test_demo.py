@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,6 +64,30 @@ def test_rewritten_dataset_has_all_three_sources(demo_run):
     assert set(expert["source"]) == {"expert"}
 
 
+def test_policy_gap(demo_run):
+    """One scored row per rewritten row; self rows' log-ratio ~0 (sampled on the training prompt, temperature 1),
+    guided rows' not (sampled on the hint prompt); the summary per source; each checkpoint's shift."""
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/rewritten.parquet")
+    rows = pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet")
+    summary = json.loads((demo_run / "policy_gap/tiny/summary.json").read_text())
+    assert rows["id"].tolist() == dataset["id"].tolist() and rows["source"].tolist() == dataset["source"].tolist()
+    sampled = rows[rows["source"] != "expert"]
+    assert (sampled["logratio"].map(len) == dataset.loc[sampled.index, "behaviour_logprobs"].map(len)).all()
+    ratios = {source: np.concatenate(list(rows.loc[rows["source"] == source, "logratio"]))
+              for source in ("self", "guided")}
+    assert np.abs(ratios["self"]).max() < 1e-3 < np.abs(ratios["guided"]).max()
+    sources = summary["sources"]
+    assert {s: sources[s]["rows"] for s in ("self", "guided", "expert")} == dict(Counter(dataset["source"]))
+    assert sources["all"]["logratio"]["tokens"] == len(ratios["self"]) + len(ratios["guided"])
+    for source in ("self", "guided"):  # the model's own (and its retold) solutions sit closer than the expert's
+        assert sources[source]["kept"]["logprob_mean"]["mean"] > sources[source]["expert"]["logprob_mean"]["mean"]
+    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
+        shift = pd.read_parquet(demo_run / f"policy_gap/tiny/checkpoints/{method}.parquet")
+        assert shift["id"].tolist() == rows["id"].tolist()
+        assert np.allclose(shift["kept_logprob_mean_base"], rows["kept_logprob_mean"])
+        assert json.loads((demo_run / f"policy_gap/tiny/checkpoints/{method}.json").read_text())["method"] == method
+
+
 def test_checkpoints_and_metrics(demo_run):
     for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
         log = json.loads((demo_run / f"checkpoints/tiny/{method}/training_log.json").read_text())
@@ -85,23 +110,20 @@ def test_partial_rerun_after_one_training_change(demo_run):
     # one evaluation job per shard samples every benchmark (one model load); one job judges the run
     assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": shards,
                                                       "evaluate_judge": 1, "report": 1, "manifest": 1,
-                                                      "all": 1}
-    assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate"))} == {
+                                                      "policy_gap_checkpoint": 1, "all": 1}
+    assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate",
+                                                                                    "policy_gap"))} == {
         "dr_dft"}
 
 
 def test_expert_demonstrations_are_off_policy(demo_run):
-    """The mechanism's precondition: under the base model, the expert's solutions are less likely (mean token
-    log-prob) than the kept self and guided responses, on the very rows where both exist and across sources.
-    Margins seen over 3 seeds: see the README's miniature experiment; the bound below is a fraction of them."""
-    from mindthegap.experiment import gap_by_source, policy_gap_rows
+    """The mechanism's precondition (the policy-gap stage's rows): under the base model the expert's solutions are
+    less likely, by a margin in mean token log-prob, than the kept self and guided responses, on the same problems
+    and against the expert rows."""
+    from mindthegap.experiment import gap_by_source
 
-    problems = pd.read_parquet(next((demo_run / "problems").glob("*.parquet")))
-    dataset = pd.read_parquet(demo_run / "datasets/tiny/rewritten.parquet")
-    rows = policy_gap_rows(demo_run / "models/tiny", dataset, problems)
-    gap = gap_by_source(rows)
-    expert_rows = gap["expert"]["kept_logprob_mean"]
+    gap = gap_by_source(pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet"))
     for source in ("self", "guided"):
         assert gap[source]["rows"] > 0, gap
         assert gap[source]["logratio"] > GAP_MARGIN, (source, gap)  # same problems: own response vs the expert's
-        assert gap[source]["kept_logprob_mean"] > expert_rows + GAP_MARGIN, (source, gap)
+        assert gap[source]["kept_logprob_mean"] > gap["expert"]["kept_logprob_mean"] + GAP_MARGIN, (source, gap)

@@ -10,7 +10,7 @@ import yaml
 
 from helpers import ROOT, SNAKEMAKE, harness_benchmarks, load_config, paper_config, plan_jobs
 
-GPU_RULES = {"sample", "evaluate_sample", "train"}
+GPU_RULES = {"sample", "evaluate_sample", "train", "policy_gap"}
 CPU_RULES = {"prepare_problems", "prepare_benchmark", "verify", "split_self", "rewrite", "evaluate_judge", "report"}
 
 
@@ -42,6 +42,8 @@ def expected_job_counts(cfg: dict, extensions: bool) -> dict[str, int]:
         # one model load per job for all benchmarks (it was one job per benchmark and shard)
         "evaluate_sample": models * len(methods) * eval_shards,
         "evaluate_judge": models * len(methods), "report": models, "manifest": 1, "all": 1,
+        # the policy gap of the rewritten data under the base model (its checkpoints: policy_gap.checkpoints)
+        "policy_gap": models if cfg.get("policy_gap", {}).get("enabled", True) else 0,
     }
 
 
@@ -59,14 +61,14 @@ def test_paper_grid_job_counts(paper_jobs):
     # 2 models x 5 methods x 2 shards; one (benchmark, 4-shard) job each was 2 x 5 x 5 x 4 = 200 model loads
     assert counts["evaluate_sample"] == 20
     assert counts["evaluate_judge"] == 10  # one CPU job per run judges its five benchmarks
-    assert sum(counts.values()) == 118
+    assert sum(counts.values()) == 120
 
 
 def test_extensions_add_our_methods(extended_jobs):
     counts = grid_counts(extended_jobs, extensions=True)
     assert counts == expected_job_counts(paper_config(), extensions=True)
     # + DR+IS and the self-only / guided-only data ablations, and their two extra dataset variants
-    assert (counts["train"], counts["rewrite"], counts["evaluate_sample"], sum(counts.values())) == (14, 8, 32, 146)
+    assert (counts["train"], counts["rewrite"], counts["evaluate_sample"], sum(counts.values())) == (14, 8, 32, 148)
 
 
 def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_jobs, extended_jobs):
@@ -146,6 +148,24 @@ def test_demo_config_plans_every_stage(tmp_path):
     counts = Counter(job.rule.name for job in plan_jobs(load_config("demo.yaml"), tmp_path))
     assert counts["build_demo_model"] == 1 and counts["train"] == 5 and counts["report"] == 1
     assert counts["sample"] == 2 * load_config("demo.yaml")["sampling"]["shards"]
+    assert counts["policy_gap"] == 1 and counts["policy_gap_checkpoint"] == 5  # the demo scores its checkpoints
+
+
+def test_policy_gap_follows_its_switches(tmp_path):
+    """The policy gap runs when rewriting does and `policy_gap.enabled`; checkpoints only when switched on, for
+    every trained method; the GPU job gets the sampling backend's GPUs and is requeued (it resumes)."""
+    cfg = paper_config()
+    jobs = plan_jobs({**cfg, "policy_gap": {"checkpoints": True}}, tmp_path / "on")
+    gap = [job for job in jobs if job.rule.name == "policy_gap_checkpoint"]
+    assert len(gap) == len(cfg["models"]) * sum("data" in m and not m.get("extension")
+                                                for m in cfg["methods"].values())
+    assert all(job.resources["gpu"] == 1 and "--requeue" in job.resources["slurm_extra"] for job in gap)
+    base = next(job for job in jobs if job.rule.name == "policy_gap")
+    assert base.params.backend == "vllm" and base.params.backend_options["batch_size"] == 16
+    off = Counter(job.rule.name for job in plan_jobs({**cfg, "policy_gap": {"enabled": False}}, tmp_path / "off"))
+    assert off["policy_gap"] == 0 and off["policy_gap_checkpoint"] == 0 and off["train"] == 8
+    expert_only = {**cfg, "methods": {m: s for m, s in cfg["methods"].items() if s.get("data", "expert") == "expert"}}
+    assert not any(job.rule.name.startswith("policy_gap") for job in plan_jobs(expert_only, tmp_path / "expert"))
 
 
 def test_workflow_passes_snakemake_lint():

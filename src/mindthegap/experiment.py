@@ -9,8 +9,9 @@ hub model and a benchmark do in the paper.
 Then, per method: accuracy over seeds and samples with a hierarchical bootstrap interval (seeds resampled, then
 benchmark problems within each seed), and the paired difference to the methods the paper compares (DR+SFT vs
 SFT, DR+DFT vs DFT) with the same draws for both sides. Per source: the policy gap under the base model (mean
-token log-prob of the kept response vs the expert's solution, teacher-forced through `Backend.score`), and the
-variance of the token weights during training (training_log.json's weight_var/<source>).
+token log-prob of the kept response vs the expert's solution: the policy-gap stage's rows.parquet), and the
+variance of the token weights during training (training_log.json's weight_var/<source>). Per method: how far
+training moved the policy (the stage's scores under each checkpoint minus the base model's).
 """
 
 from __future__ import annotations
@@ -160,29 +161,9 @@ def verdict(ci: list[float], claim: str) -> str:
 # --- the policy gap and the weights --------------------------------------------------------------------------
 
 
-def policy_gap_rows(model_dir: str | Path, dataset: pd.DataFrame, problems: pd.DataFrame, *,
-                    batch_size: int = 64) -> pd.DataFrame:
-    """Per training row, the mean token log-prob under `model_dir` of the kept response and of the expert's
-    solution, both after the training prompt and ending with EOS (as they are trained on)."""
-    from mindthegap.generation import load_backend
-
-    backend = load_backend("transformers", str(model_dir), batch_size=batch_size)
-    tokenizer = backend.tokenizer
-    eos = tokenizer.eos_token_id
-    expert = problems.set_index("id").loc[dataset["id"], "solution"].tolist()
-    expert_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in expert]
-    kept_ids = [list(map(int, ids)) if source != "expert" else expert_ids[i]
-                for i, (ids, source) in enumerate(zip(dataset["completion_token_ids"], dataset["source"]))]
-    kept_ids = [ids if ids[-1] == eos else ids + [eos] for ids in kept_ids]
-    prompts = dataset["prompt"].tolist()
-    kept, reference = backend.score(prompts, kept_ids), backend.score(prompts, expert_ids)
-    return pd.DataFrame({"id": dataset["id"], "source": dataset["source"],
-                         "kept_logprob_mean": [float(np.mean(lp)) for lp in kept],
-                         "expert_logprob_mean": [float(np.mean(lp)) for lp in reference]})
-
-
 def gap_by_source(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per source (and all rows): count, mean kept and expert log-prob, and their difference (the gap closed)."""
+    """Per source (and all rows) of the policy-gap stage's rows.parquet: count, mean kept and expert token
+    log-prob under the base model, and their difference (how much of the gap the kept response closes)."""
     groups = {source: rows[rows["source"] == source] for source in SOURCES}
     groups["all"] = rows
     return {source: {"rows": int(len(group)),
@@ -214,13 +195,15 @@ def aggregate(out: Path, config: dict[str, Any], seeds: list[int], wall: dict[st
                if config.get("extensions", False) or not config["methods"][m].get("extension", False)]
     runs = {seed: out / f"seed{seed}" for seed in seeds}
     per_seed = {method: [correctness(runs[s], model, method, benchmarks) for s in seeds] for method in methods}
-    gaps, sources = {}, {}
+    gaps, sources, drift = {}, {}, {}
     for seed, run in runs.items():
-        problems = pd.read_parquet(run / f"problems/{config['problems']['name']}.parquet")
-        dataset = pd.read_parquet(run / f"datasets/{model}/rewritten.parquet")
-        rows = policy_gap_rows(runs[seeds[0]] / f"models/{model}", dataset, problems)  # the one base model
+        rows = pd.read_parquet(run / f"policy_gap/{model}/rows.parquet")
         gaps[seed] = gap_by_source(rows)
-        sources[seed] = {s: int((dataset["source"] == s).sum()) for s in SOURCES}
+        sources[seed] = {s: int((rows["source"] == s).sum()) for s in SOURCES}
+        for path in sorted((run / f"policy_gap/{model}/checkpoints").glob("*.parquet")):
+            shift = pd.read_parquet(path, columns=["kept_logprob_mean_delta", "expert_logprob_mean_delta"])
+            drift.setdefault(path.stem, {})[seed] = {key.split("_")[0]: float(shift[key].mean())
+                                                     for key in shift.columns}
     weights = {method: {seed: weight_variance(runs[seed] / f"checkpoints/{model}/{method}/training_log.json")
                         for seed in seeds}
                for method in methods if "data" in config["methods"][method]}
@@ -228,7 +211,7 @@ def aggregate(out: Path, config: dict[str, Any], seeds: list[int], wall: dict[st
             "problems_per_seed": int(len(per_seed[methods[0]][0])), "samples_per_problem": config["evaluation"]["n"],
             "labels": {m: config["methods"][m]["label"] for m in methods},
             "accuracy": accuracy_summary(per_seed), "sources": sources, "policy_gap": gaps,
-            "weight_var": weights, "wall_s": wall}
+            "weight_var": weights, "drift": drift, "wall_s": wall}
 
 
 def _mean_over_seeds(values: list[float | None]) -> float | None:
@@ -268,6 +251,12 @@ def markdown(summary: dict[str, Any]) -> str:
     for method, by_seed in summary["weight_var"].items():
         lines.append(f"| {labels[method]} | " + " | ".join(
             fmt(_mean_over_seeds([by_seed[s].get(source) for s in seeds])) for source in SOURCES) + " |")
+    lines += ["", "How far training moved the policy: change of the mean token log-prob of the rewritten dataset's "
+              "kept responses and of the expert solutions, checkpoint minus base model (mean over seeds):", "",
+              "| Method | kept | expert |", "|---|---|---|"]
+    for method, by_seed in summary["drift"].items():
+        lines.append(f"| {labels.get(method, method)} | " + " | ".join(
+            fmt(_mean_over_seeds([by_seed[s].get(key) for s in by_seed])) for key in ("kept", "expert")) + " |")
     lines += ["", "Wall time: " + ", ".join(f"{key} {value:.0f} s" for key, value in summary["wall_s"].items())]
     return "\n".join(lines) + "\n"
 
