@@ -145,7 +145,7 @@ def accuracy_summary(per_seed: dict[str, list[np.ndarray]]) -> dict[str, Any]:
             diff = 100 * (draws[ours] - draws[baseline])
             comparisons[f"{ours}-{baseline}"] = {
                 "difference": methods[ours]["accuracy"] - methods[baseline]["accuracy"],
-                "ci95": interval(diff), "claim": f"{ours} {claim} {baseline}",
+                "ci95": interval(diff), "ours": ours, "baseline": baseline, "claim": claim,
                 "holds": verdict(interval(diff), claim)}
     return {"methods": methods, "comparisons": comparisons}
 
@@ -237,7 +237,8 @@ def markdown(summary: dict[str, Any]) -> str:
                      + f" | {row['accuracy']:.1f} | [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}] |")
     lines += ["", "| Paper's claim | difference (points) | 95 % interval | holds |", "|---|---|---|---|"]
     for comparison in acc["comparisons"].values():
-        lines.append(f"| {comparison['claim']} | {comparison['difference']:+.1f} | "
+        claim = f"{labels[comparison['ours']]} {comparison['claim']} {labels[comparison['baseline']]}"
+        lines.append(f"| {claim} | {comparison['difference']:+.1f} | "
                      f"[{comparison['ci95'][0]:+.1f}, {comparison['ci95'][1]:+.1f}] | {comparison['holds']} |")
     lines += ["", "Policy gap under the base model (mean token log-prob, nats; mean over seeds) of the rewritten "
               "dataset's rows:", "", "| Source | rows | kept | expert | kept − expert |", "|---|---|---|---|---|"]
@@ -246,6 +247,9 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {source} | {sum(c['rows'] for c in cells)} | "
                      + " | ".join(fmt(_mean_over_seeds([c[key] for c in cells]))
                                   for key in ("kept_logprob_mean", "expert_logprob_mean", "logratio")) + " |")
+    shrink = _mean_over_seeds([summary["policy_gap"][s]["all"]["logratio"] for s in seeds])
+    lines += ["", f"Rewriting shrinks the policy gap by {fmt(shrink)} nats a token: the mean token log-prob of the "
+              "training responses under the base model, rewritten dataset minus the expert dataset (row 'all')."]
     lines += ["", "Token-weight variance during training (mean over logging windows and seeds):", "",
               "| Method | " + " | ".join(SOURCES) + " |", "|---|" + "---|" * len(SOURCES)]
     for method, by_seed in summary["weight_var"].items():
