@@ -75,10 +75,12 @@ def expert_steps(op: str, terms: list[int]) -> str:
         text = f"Add the ones: {a % 10} plus {b % 10} makes {ones}"
         if max(a, b) < 10:
             return text + "."
-        carry, tens = ones // 10, a // 10 + b // 10 + ones // 10
-        if carry:
-            return text + f", write {ones % 10} and carry 1. Add the tens: {a // 10} plus {b // 10} plus 1 makes {tens}."
-        return text + f". Add the tens: {a // 10} plus {b // 10} makes {tens}."
+        tens = a // 10 + b // 10 + ones // 10
+        if ones >= 10:  # a carry
+            text, carried = f"{text}, write {ones % 10} and carry 1", " plus 1"
+        else:
+            carried = ""
+        return f"{text}. Add the tens: {a // 10} plus {b // 10}{carried} makes {tens}."
     running, parts = terms[0], [f"Start with {terms[0]}."]
     for term in terms[1:]:
         running += term
