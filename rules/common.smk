@@ -31,6 +31,7 @@ wildcard_constraints:
     model="|".join(config["models"]),
     method="|".join(config["methods"]),
     bench="|".join(config["benchmarks"]),
+    dataset="[A-Za-z0-9_]+",  # the problems' name (schema): never "<name>.decontaminated"
     phase="self|guided",
     variant="expert|rewritten|self_expert|guided_expert",
     scatteritem=r"\d+-of-\d+",
@@ -85,8 +86,26 @@ def demo_model_params(wildcards):
 # --- data -----------------------------------------------------------------------------------------------
 
 
-def problems_file():
+def prepared_problems_file():
+    """The training problems as loaded by prepare_problems: what the contamination check reads."""
     return f"{RESULTS}/problems/{config['problems']['name']}.parquet"
+
+
+def problems_file():
+    """The training problems every later stage reads (sampling, verification, rewriting): the prepared file with
+    `decontamination: report` (the paper's data, unchanged), the decontaminated one with `drop`."""
+    if config["decontamination"] == "drop":
+        return f"{RESULTS}/problems/{config['problems']['name']}.decontaminated.parquet"
+    return prepared_problems_file()
+
+
+def contamination_file():
+    return f"{RESULTS}/contamination/{config['problems']['name']}.json"
+
+
+def contamination_inputs(wildcards):
+    return {"problems": prepared_problems_file(),
+            "benchmarks": expand(f"{RESULTS}/benchmarks/{{bench}}.parquet", bench=list(config["benchmarks"]))}
 
 
 def source_spec(spec):
@@ -143,6 +162,38 @@ def benchmark_input(wildcards):
     return data_source_input("benchmark", wildcards.bench, config["benchmarks"][wildcards.bench])
 
 
+def uses_released():
+    """Whether a planned method trains on the authors' released data (`data: released`, config `released`)."""
+    used = any(spec.get("data") == "released" and (config.get("extensions", False) or not spec.get("extension"))
+               for spec in config["methods"].values())  # planned_methods(), which is defined further down
+    if used and "released" not in config:
+        raise WorkflowError("a planned method has `data: released` but the config has no `released:` section "
+                            "(the authors' data on the hub: see config/config.yaml)")
+    return used
+
+
+def released_spec_of(model):
+    """The data-source spec of one model's release (its `data_files`), {benchmark_root} filled in."""
+    from mindthegap.released import release_spec
+
+    return source_spec(release_spec(config["released"], model))
+
+
+def released_spec(wildcards):
+    return released_spec_of(wildcards.model)
+
+
+def released_fields(wildcards):
+    return canonical(config["released"].get("fields", {}))
+
+
+def released_inputs(wildcards):
+    """The model (its tokenizer applies the training template) and the release: its prefetch marker, or the
+    local file."""
+    return {"model": model_input(wildcards),
+            "release": data_source_input("released", wildcards.model, released_spec_of(wildcards.model))}
+
+
 def prefetch_kind(wildcards):
     return "model" if wildcards.kind == "model" else "dataset"
 
@@ -153,18 +204,21 @@ def prefetch_spec(wildcards):
         return canonical({"path": cfg["path"], "revision": cfg.get("revision", "main")})
     if wildcards.kind == "problems":
         return source_spec(config["problems"])
+    if wildcards.kind == "released":
+        return released_spec_of(wildcards.name)
     return source_spec(config["benchmarks"][wildcards.name])
 
 
 def prefetch_config_key(wildcards):
     """Where the repository is set in the config, for the error messages of the prefetch."""
-    return {"model": f"models.{wildcards.name}", "problems": "problems"}.get(wildcards.kind,
+    return {"model": f"models.{wildcards.name}", "problems": "problems", "released": "released"}.get(wildcards.kind,
                                                                                f"benchmarks.{wildcards.name}")
 
 
 def uses_hub():
     return (any(hub_model(m) for m in config["models"]) or hub_source(config["problems"])
-            or any(hub_source(spec) for spec in config["benchmarks"].values()))
+            or any(hub_source(spec) for spec in config["benchmarks"].values())
+            or (uses_released() and hub_source(config["released"])))
 
 
 if uses_hub():  # every job (local, or re-parsed in a SLURM job) reads the hub cache offline; the prefetch goes online
@@ -392,6 +446,7 @@ def get_final_output():
     models = list(config["models"])
     outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
     outputs.append(f"{RESULTS}/manifest.json")
+    outputs += [contamination_file(), contamination_file().replace(".json", ".md")]
     if uses_rewriting():
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())

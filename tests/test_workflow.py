@@ -11,7 +11,8 @@ import yaml
 from helpers import ROOT, SNAKEMAKE, harness_benchmarks, load_config, paper_config, plan_jobs
 
 GPU_RULES = {"sample", "evaluate_sample", "train", "policy_gap"}
-CPU_RULES = {"prepare_problems", "prepare_benchmark", "verify", "split_self", "rewrite", "evaluate_judge", "report"}
+CPU_RULES = {"prepare_problems", "prepare_benchmark", "contamination", "verify", "split_self", "rewrite", "released",
+             "evaluate_judge", "report"}
 
 
 PAPER_LABELS = ["Base", "SFT", "DFT", "DR+SFT", "DR+DFT"]  # the paper's main grid (its Table 1), per model
@@ -33,12 +34,13 @@ def expected_job_counts(cfg: dict, extensions: bool) -> dict[str, int]:
     methods = [m for m in cfg["methods"].values() if extensions or not m.get("extension")]
     models, benches = len(cfg["models"]), len(cfg["benchmarks"])
     trained = sum("data" in m for m in methods)
-    variants = len({m["data"] for m in methods if "data" in m})
+    variants = len({m["data"] for m in methods if "data" in m} - {"released"})  # released: its own rule
     shards, eval_shards = cfg["sampling"]["shards"], cfg["evaluation"]["shards"]
     return {
         "prepare_problems": 1, "prepare_benchmark": benches,
         "sample": models * 2 * shards, "verify": models * 2 * shards, "split_self": models,
-        "rewrite": models * variants, "train": models * trained,
+        "rewrite": models * variants, "train": models * trained, "contamination": 1,
+        "released": models * any(m.get("data") == "released" for m in methods),
         # one model load per job for all benchmarks (it was one job per benchmark and shard)
         "evaluate_sample": models * len(methods) * eval_shards,
         "evaluate_judge": models * len(methods), "report": models, "manifest": 1, "all": 1,
@@ -61,14 +63,16 @@ def test_paper_grid_job_counts(paper_jobs):
     # 2 models x 5 methods x 2 shards; one (benchmark, 4-shard) job each was 2 x 5 x 5 x 4 = 200 model loads
     assert counts["evaluate_sample"] == 20
     assert counts["evaluate_judge"] == 10  # one CPU job per run judges its five benchmarks
-    assert sum(counts.values()) == 120
+    assert sum(counts.values()) == 121
 
 
 def test_extensions_add_our_methods(extended_jobs):
     counts = grid_counts(extended_jobs, extensions=True)
     assert counts == expected_job_counts(paper_config(), extensions=True)
-    # + DR+IS and the self-only / guided-only data ablations, and their two extra dataset variants
-    assert (counts["train"], counts["rewrite"], counts["evaluate_sample"], sum(counts.values())) == (14, 8, 32, 148)
+    # + DR+IS, the self-only / guided-only data ablations and their two extra dataset variants, and DR+SFT / DR+DFT
+    # on the authors' released data (one `released` dataset per model)
+    assert (counts["train"], counts["rewrite"], counts["released"], counts["evaluate_sample"],
+            sum(counts.values())) == (18, 8, 2, 40, 167)
 
 
 def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_jobs, extended_jobs):
@@ -76,9 +80,10 @@ def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_
         return list(next(job for job in jobs if job.rule.name == "report").params.methods.values())
 
     assert labels(paper_jobs) == PAPER_LABELS
-    assert labels(extended_jobs) == [*PAPER_LABELS, "DR+IS", "DR(self)+DFT", "DR(guided)+DFT"]
+    assert labels(extended_jobs) == [*PAPER_LABELS, "DR+IS", "DR(self)+DFT", "DR(guided)+DFT",
+                                     "DR+SFT (authors' data)", "DR+DFT (authors' data)"]
     ours = {m for m, spec in paper_config()["methods"].items() if spec.get("extension")}
-    assert ours == {"dr_is", "dr_self_dft", "dr_guided_dft"}
+    assert ours == {"dr_is", "dr_self_dft", "dr_guided_dft", "mtg_sft", "mtg_dft"}
 
 
 def test_one_evaluation_job_samples_every_benchmark(paper_jobs):

@@ -28,7 +28,7 @@ import torch
 log = logging.getLogger(__name__)
 
 LOSSES = ("sft", "dft", "is")
-SOURCE_CODES = {"self": 0, "guided": 1, "expert": 2}
+SOURCE_CODES = {"self": 0, "guided": 1, "expert": 2, "released": 3}  # released: the authors' data (mindthegap.released)
 MASTER_DTYPE = torch.float32  # parameters and optimizer states; bf16 is only the compute precision (autocast)
 
 
