@@ -328,9 +328,14 @@ def training_dataset(wildcards):
 
 
 def training_hparams(wildcards):
-    """The method's full hyper-parameters: shared `training` values, its own overrides, and its loss."""
+    """The method's full hyper-parameters: shared `training` values, its own overrides, its objective and the
+    objective's resolved arguments (`loss_args`, absent for an objective without any): a change of any retrains."""
+    from mindthegap.objectives import resolve_args
+
     method = config["methods"][wildcards.method]
-    return {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+    hparams = {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+    loss_args = resolve_args(method["loss"], hparams, method.get("loss_args"))
+    return {**hparams, "loss_args": loss_args} if loss_args else hparams
 
 
 def training_hparams_json(wildcards):
@@ -431,9 +436,11 @@ def uses_rewriting():
 
 
 def policy_gap_outputs(models):
-    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when rewriting runs; with
-    `policy_gap.checkpoints`, one per trained method too."""
-    if not (config["policy_gap"]["enabled"] and uses_rewriting()):
+    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when a method trains on data
+    rewritten from our own sampling (not the authors' released data alone); with `policy_gap.checkpoints`, one per
+    trained method too."""
+    ours = {"rewritten", "self_expert", "guided_expert"}  # the variants built from our own sampling
+    if not (config["policy_gap"]["enabled"] and any(config["methods"][m]["data"] in ours for m in trained_methods())):
         return []
     outputs = expand(f"{RESULTS}/policy_gap/{{model}}/{{file}}", model=models, file=["rows.parquet", "summary.json"])
     if config["policy_gap"]["checkpoints"]:

@@ -69,10 +69,11 @@ def test_paper_grid_job_counts(paper_jobs):
 def test_extensions_add_our_methods(extended_jobs):
     counts = grid_counts(extended_jobs, extensions=True)
     assert counts == expected_job_counts(paper_config(), extensions=True)
-    # + DR+IS, the self-only / guided-only data ablations and their two extra dataset variants, and DR+SFT / DR+DFT
-    # on the authors' released data (one `released` dataset per model)
+    # + DR+IS, the self-only / guided-only data ablations and their two extra dataset variants, DR+SFT / DR+DFT
+    # on the authors' released data (one `released` dataset per model), and the objectives power, ASFT and PSFT with
+    # and without rewriting
     assert (counts["train"], counts["rewrite"], counts["released"], counts["evaluate_sample"],
-            sum(counts.values())) == (18, 8, 2, 40, 167)
+            sum(counts.values())) == (30, 8, 2, 64, 215)
 
 
 def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_jobs, extended_jobs):
@@ -81,9 +82,11 @@ def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_
 
     assert labels(paper_jobs) == PAPER_LABELS
     assert labels(extended_jobs) == [*PAPER_LABELS, "DR+IS", "DR(self)+DFT", "DR(guided)+DFT",
-                                     "DR+SFT (authors' data)", "DR+DFT (authors' data)"]
+                                     "DR+SFT (authors' data)", "DR+DFT (authors' data)", "Power (α=0.5)",
+                                     "DR+Power (α=0.5)", "ASFT", "DR+ASFT", "PSFT", "DR+PSFT"]
     ours = {m for m, spec in paper_config()["methods"].items() if spec.get("extension")}
-    assert ours == {"dr_is", "dr_self_dft", "dr_guided_dft", "mtg_sft", "mtg_dft"}
+    assert ours == {"dr_is", "dr_self_dft", "dr_guided_dft", "mtg_sft", "mtg_dft", "power", "dr_power", "asft",
+                    "dr_asft", "psft", "dr_psft"}
 
 
 def test_one_evaluation_job_samples_every_benchmark(paper_jobs):
@@ -150,10 +153,12 @@ def test_slurm_profile_plans_the_paper_grid_from_the_command_line(paper_jobs):
 
 
 def test_demo_config_plans_every_stage(tmp_path):
-    counts = Counter(job.rule.name for job in plan_jobs(load_config("demo.yaml"), tmp_path))
-    assert counts["build_demo_model"] == 1 and counts["train"] == 5 and counts["report"] == 1
-    assert counts["sample"] == 2 * load_config("demo.yaml")["sampling"]["shards"]
-    assert counts["policy_gap"] == 1 and counts["policy_gap_checkpoint"] == 5  # the demo scores its checkpoints
+    demo = load_config("demo.yaml")
+    counts = Counter(job.rule.name for job in plan_jobs(demo, tmp_path))
+    trained = sum("data" in method for method in demo["methods"].values())  # the demo runs its extensions too
+    assert counts["build_demo_model"] == 1 and counts["train"] == trained == 6 and counts["report"] == 1
+    assert counts["sample"] == 2 * demo["sampling"]["shards"]
+    assert counts["policy_gap"] == 1 and counts["policy_gap_checkpoint"] == trained  # the demo scores its checkpoints
 
 
 def test_policy_gap_follows_its_switches(tmp_path):
@@ -178,3 +183,17 @@ def test_workflow_passes_snakemake_lint():
                             text=True, timeout=600)
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, (
         result.stdout[-3000:])
+
+
+def test_an_objectives_arguments_reach_the_train_rule_as_a_param(extended_jobs):
+    """loss_args are in the train rule's hparams param (Snakemake reruns a job whose params changed): resolved with
+    the objective's defaults; IS's come from the shared training keys; objectives without arguments add nothing."""
+    import json
+
+    hparams = {job.wildcards.method: json.loads(job.params.hparams) for job in extended_jobs
+               if job.rule.name == "train" and job.wildcards.model == "qwen25_math_7b"}
+    assert (hparams["dr_power"]["loss"], hparams["dr_power"]["loss_args"]) == ("power", {"alpha": 0.5})
+    assert hparams["dr_psft"]["loss_args"] == {"clip_low": 0.2, "clip_high": 0.28}
+    assert hparams["dr_asft"]["loss_args"] == {"beta": 0.1}
+    assert hparams["dr_is"]["loss_args"] == {"clip": 2.0, "expert_weight": "dft"}
+    assert "loss_args" not in hparams["dr_dft"] and "loss_args" not in hparams["sft"]

@@ -23,8 +23,9 @@ NeMo-Skills checks contamination differently (sentence-embedding retrieval of th
 then an LLM judges each pair: `nemo_skills/inference/retrieve_similar.py`, `check_contamination.py`); that needs
 a judge model and is not done here.
 
-Fast at the paper's scale: every n-gram of every benchmark problem goes into one dict once (a few hundred
-thousand entries for ~1.3k problems), then each training problem is one pass over its own n-grams.
+Fast at the paper's scale: every n-gram of every benchmark problem goes into one dict once, then each training
+problem is one pass over its own n-grams (50k problems against the five benchmarks' 1,517: about 10 s,
+benchmarks/decontamination/).
 """
 
 from __future__ import annotations
