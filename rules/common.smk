@@ -449,11 +449,83 @@ def policy_gap_outputs(models):
     return outputs
 
 
+# --- figures and tables of the report (rules/report.smk) ---------------------------------------------------
+
+
+def policy_gap_tables(model):
+    """The policy-gap stage's per-row table and per-source summary of one model under its base model (what the
+    report draws); [] when the stage does not run."""
+    return [path for path in policy_gap_outputs([model]) if os.path.basename(path) in ("rows.parquet", "summary.json")]
+
+
+def policy_gap_input(wildcards):
+    return policy_gap_tables(wildcards.model)
+
+
+def policy_gap_checkpoint_summaries(wildcards):
+    """The policy-gap summaries under each trained checkpoint (`policy_gap.checkpoints`), else none."""
+    return [path for path in policy_gap_outputs([wildcards.model])
+            if os.path.basename(os.path.dirname(path)) == "checkpoints" and path.endswith(".json")]
+
+
+def report_labels(what):
+    """The labels of a figure or table in the Snakemake report: its model (a wildcard, filled in by the report)
+    and what it shows."""
+    return {"model": "{model}", "what": what}
+
+
+def evaluation_files(wildcards, name):
+    """One file (metrics.json, verdicts.parquet) of every evaluated run of one model, all benchmarks."""
+    return expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/{name}", method=planned_methods(),
+                  bench=list(config["benchmarks"]))
+
+
+def evaluation_metric_files(wildcards):
+    return evaluation_files(wildcards, "metrics.json")
+
+
+def evaluation_verdict_files(wildcards):
+    return evaluation_files(wildcards, "verdicts.parquet")
+
+
+def dataset_stats_files(wildcards):
+    return expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.stats.json", variant=dataset_variants())
+
+
+def source_inputs(wildcards):
+    """The training datasets of one model (rows and stats, in `dataset_variants()` order) and, when the
+    policy-gap stage runs, its summary."""
+    inputs = {"datasets": expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.parquet",
+                                 variant=dataset_variants()),
+              "stats": dataset_stats_files(wildcards)}
+    summary = [path for path in policy_gap_tables(wildcards.model) if path.endswith(".json")]
+    if summary:
+        inputs["gap_summary"] = summary[0]
+    return inputs
+
+
+def trained_checkpoints(wildcards):
+    return expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods())
+
+
+def report_outputs(model):
+    """The figures and tables of one model in the report (the PNG and HTML the report shows, the SVG and
+    Markdown / CSV / LaTeX beside them)."""
+    figures = ["accuracy", "pass_at_k"]
+    if trained_methods():
+        figures += ["sources", "training"]
+    if policy_gap_tables(model):
+        figures.append("policy_gap")
+    tables = ["", ".evaluation"] + ([".sources"] if trained_methods() else [])
+    return (expand(f"{RESULTS}/figures/{model}/{{figure}}.{{ext}}", figure=figures, ext=["png", "svg"])
+            + expand(f"{RESULTS}/tables/{model}{{table}}.{{ext}}", table=tables, ext=["md", "csv", "tex", "html"]))
+
+
 def get_final_output():
     models = list(config["models"])
-    outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models, ext=["md", "csv", "tex"])
+    outputs = [path for model in models for path in report_outputs(model)]
     outputs.append(f"{RESULTS}/manifest.json")
-    outputs += [contamination_file(), contamination_file().replace(".json", ".md")]
+    outputs += [contamination_file()] + [contamination_file().replace(".json", ext) for ext in (".md", ".html")]
     if uses_rewriting():
         outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
                           variant=dataset_variants())

@@ -75,6 +75,9 @@ rule contamination:
     output:
         report=f"{RESULTS}/contamination/{{dataset}}.json",
         table=f"{RESULTS}/contamination/{{dataset}}.md",
+        html=report(f"{RESULTS}/contamination/{{dataset}}.html", caption="../report/contamination.rst",
+                    category="Data", subcategory="training problems",
+                    labels={"dataset": "{dataset}", "what": "contamination"}),
     log:
         f"{RESULTS}/logs/contamination/{{dataset}}.log",
     benchmark:

@@ -17,4 +17,5 @@ table = results_table(metric_files, methods, list(params.benchmarks), paper=pape
 checkpoints = {path.rstrip("/").rsplit("/", 1)[-1]: path for path in snakemake.input.checkpoints}
 write_tables(table, snakemake.wildcards.model, snakemake.output.markdown, snakemake.output.csv,
              snakemake.output.latex, paper_name=paper_name, counts=sample_counts(metric_files, methods, extensions),
-             diagnostics=training_diagnostics(checkpoints, shown_labels(methods, extensions)))
+             diagnostics=training_diagnostics(checkpoints, shown_labels(methods, extensions)),
+             html=snakemake.output.html)

@@ -1,6 +1,7 @@
 """The demo end to end in a temporary directory, then a partial rerun plan after one hyper-parameter changes."""
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -111,9 +112,12 @@ def test_partial_rerun_after_one_training_change(demo_run):
     jobs = plan_jobs(cfg, demo_run.parents[1])
     shards = cfg["evaluation"]["shards"]
     # one evaluation job per shard samples every benchmark (one model load); one job judges the run
+    # and the report's figures and tables that read the training log or the evaluation; not those of the data
     assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": shards,
                                                       "evaluate_judge": 1, "report": 1, "manifest": 1,
-                                                      "policy_gap_checkpoint": 1, "all": 1}
+                                                      "policy_gap_checkpoint": 1, "evaluation_table": 1,
+                                                      "figure_accuracy": 1, "figure_pass_at_k": 1,
+                                                      "figure_training": 1, "figure_policy_gap": 1, "all": 1}
     assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate",
                                                                                     "policy_gap"))} == {
         "dr_dft"}
@@ -130,3 +134,61 @@ def test_expert_demonstrations_are_off_policy(demo_run):
         assert gap[source]["rows"] > 0, gap
         assert gap[source]["logratio"] > GAP_MARGIN, (source, gap)  # same problems: own response vs the expert's
         assert gap[source]["kept_logprob_mean"] > gap["expert"]["kept_logprob_mean"] + GAP_MARGIN, (source, gap)
+
+
+def declared_report_files(cfg: dict, workdir: Path) -> set[str]:
+    """Every output the demo's plan marks with report(), relative to the results directory: what a full run
+    puts in the Snakemake report."""
+    from snakemake.io import is_flagged
+
+    results = cfg["results_dir"]
+    return {str(Path(path).relative_to(results)) for job in plan_jobs(cfg, workdir) for path in job.output
+            if is_flagged(path, "report")}
+
+
+def embedded(page: str, name: str):
+    """A JSON value that the report's page assigns to a JavaScript variable (`results`, `categories`)."""
+    return json.JSONDecoder().raw_decode(page, re.search(rf"\b{name} = (?=\{{)", page).end())[0]
+
+
+def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
+    """`snakemake --report` on the finished demo: one self-contained HTML page and a zip, each holding every
+    figure and table that the workflow declares for it, with its caption, in its category."""
+    import time
+    import zipfile
+
+    cfg = load_config("demo.yaml")
+    declared = declared_report_files(cfg, tmp_path / "plan")
+    figures = {"accuracy", "pass_at_k", "sources", "training", "policy_gap"}
+    assert {f"figures/tiny/{name}.png" for name in figures} <= declared
+    assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} | {"manifest.json"} <= declared
+    assert "contamination/arith_train.html" in declared, "the decontamination counts"
+    workdir, timings = demo_run.parents[1], {}
+    for kind in ("html", "zip"):
+        started = time.monotonic()
+        command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(ROOT / "Snakefile"),
+                   "--directory", str(workdir), "--configfile", str(ROOT / "config/demo.yaml"),
+                   "--report", str(tmp_path / f"report.{kind}")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        timings[kind] = time.monotonic() - started
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    print(f"report build: {timings['html']:.1f} s (html), {timings['zip']:.1f} s (zip); {len(declared)} files: "
+          + ", ".join(sorted(declared)))
+    html = (tmp_path / "report.html").read_text()
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+        zipped_page = archive.read("report/report.html").decode()
+    shown = {f"{cfg['results_dir']}/{name}" for name in declared}
+    for page in (html, zipped_page):
+        results, categories = embedded(page, "results"), embedded(page, "categories")
+        assert set(results) == shown
+        assert set(categories) == {"Data", "Rewriting", "Policy gap", "Training", "Evaluation", "Provenance"}
+        assert {path for subcategories in categories.values() for paths in subcategories.values()
+                for path in paths} == shown, "every file in a category"
+        for path, entry in results.items():
+            assert entry["caption"].strip(), f"{path} has no caption"
+        assert "unbiased estimator" in results[f"{cfg['results_dir']}/figures/tiny/pass_at_k.png"]["caption"]
+    for path, entry in embedded(html, "results").items():  # the self-contained page embeds each file
+        assert entry["data_uri"].startswith(f"data:{entry['mime_type']}"), path
+    for name in declared:  # the zip holds the files themselves
+        assert any(entry.startswith("report/data/") and entry.endswith("/" + Path(name).name) for entry in names), name
