@@ -32,6 +32,7 @@ wildcard_constraints:
     model="|".join(config["models"]),
     method="|".join(config["methods"]),
     bench="|".join(config["benchmarks"]),
+    dataset="[A-Za-z0-9_]+",  # the problems' name (schema): never "<name>.decontaminated"
     phase="self|guided",
     variant="expert|rewritten|self_expert|guided_expert",
     scatteritem=r"\d+-of-\d+",
@@ -133,8 +134,26 @@ def demo_model_params(wildcards):
 # --- data -----------------------------------------------------------------------------------------------
 
 
-def problems_file():
+def prepared_problems_file():
+    """The training problems as loaded by prepare_problems: what the contamination check reads."""
     return f"{RESULTS}/problems/{config['problems']['name']}.parquet"
+
+
+def problems_file():
+    """The training problems every later stage reads (sampling, verification, rewriting): the prepared file with
+    `decontamination: report` (the paper's data, unchanged), the decontaminated one with `drop`."""
+    if config["decontamination"] == "drop":
+        return f"{RESULTS}/problems/{config['problems']['name']}.decontaminated.parquet"
+    return prepared_problems_file()
+
+
+def contamination_file():
+    return f"{RESULTS}/contamination/{config['problems']['name']}.json"
+
+
+def contamination_inputs(wildcards):
+    return {"problems": prepared_problems_file(),
+            "benchmarks": expand(f"{RESULTS}/benchmarks/{{bench}}.parquet", bench=list(config["benchmarks"]))}
 
 
 def source_spec(spec):
@@ -191,6 +210,38 @@ def benchmark_input(wildcards):
     return data_source_input("benchmark", wildcards.bench, config["benchmarks"][wildcards.bench])
 
 
+def uses_released():
+    """Whether a planned method trains on the authors' released data (`data: released`, config `released`)."""
+    used = any(spec.get("data") == "released" and (config.get("extensions", False) or not spec.get("extension"))
+               for spec in config["methods"].values())  # planned_methods(), which is defined further down
+    if used and "released" not in config:
+        raise WorkflowError("a planned method has `data: released` but the config has no `released:` section "
+                            "(the authors' data on the hub: see config/config.yaml)")
+    return used
+
+
+def released_spec_of(model):
+    """The data-source spec of one model's release (its `data_files`), {benchmark_root} filled in."""
+    from mindthegap.released import release_spec
+
+    return source_spec(release_spec(config["released"], model))
+
+
+def released_spec(wildcards):
+    return released_spec_of(wildcards.model)
+
+
+def released_fields(wildcards):
+    return canonical(config["released"].get("fields", {}))
+
+
+def released_inputs(wildcards):
+    """The model (its tokenizer applies the training template) and the release: its prefetch marker, or the
+    local file."""
+    return {"model": model_input(wildcards),
+            "release": data_source_input("released", wildcards.model, released_spec_of(wildcards.model))}
+
+
 def prefetch_kind(wildcards):
     return "model" if wildcards.kind == "model" else "dataset"
 
@@ -201,18 +252,21 @@ def prefetch_spec(wildcards):
         return canonical({"path": cfg["path"], "revision": cfg.get("revision", "main")})
     if wildcards.kind == "problems":
         return source_spec(config["problems"])
+    if wildcards.kind == "released":
+        return released_spec_of(wildcards.name)
     return source_spec(config["benchmarks"][wildcards.name])
 
 
 def prefetch_config_key(wildcards):
     """Where the repository is set in the config, for the error messages of the prefetch."""
-    return {"model": f"models.{wildcards.name}", "problems": "problems"}.get(wildcards.kind,
+    return {"model": f"models.{wildcards.name}", "problems": "problems", "released": "released"}.get(wildcards.kind,
                                                                                f"benchmarks.{wildcards.name}")
 
 
 def uses_hub():
     return (any(hub_model(m) for m in config["models"]) or hub_source(config["problems"])
-            or any(hub_source(spec) for spec in config["benchmarks"].values()))
+            or any(hub_source(spec) for spec in config["benchmarks"].values())
+            or (uses_released() and hub_source(config["released"])))
 
 
 if uses_hub():  # every job (local, or re-parsed in a SLURM job) reads the hub cache offline; the prefetch goes online
@@ -267,6 +321,11 @@ def backend_options(section, wildcards):
     if config[section]["backend"] == "vllm":
         options["tensor_parallel_size"] = config["sampling"].get("tensor_parallel_size", 1)
     return canonical(options)
+
+
+def policy_gap_backend_options(wildcards):
+    """The sampling backend's settings, with the policy gap's own batch size (rows per forward pass)."""
+    return canonical({**backend_options("sampling", wildcards), "batch_size": config["policy_gap"]["batch_size"]})
 
 
 def prompt_spec(wildcards):
@@ -380,8 +439,20 @@ def rewrite_inputs(wildcards):
     return inputs
 
 
+def training_data_file(model, round, variant):
+    """The dataset a method of `variant` trains on in a round: the round's rewritten/expert data, or the authors'
+    released data (one file per model, the same in every round: rules/rewrite.smk `released`)."""
+    if variant == "released":
+        return f"{RESULTS}/datasets/{model}/released.parquet"
+    return dataset_file(model, round, variant)
+
+
+def training_data_stats_file(model, round, variant):
+    return training_data_file(model, round, variant).replace(".parquet", ".stats.json")
+
+
 def training_dataset(wildcards):
-    return dataset_file(wildcards.model, wildcards.round, config["methods"][wildcards.method]["data"])
+    return training_data_file(wildcards.model, wildcards.round, config["methods"][wildcards.method]["data"])
 
 
 def training_init(wildcards):
@@ -406,11 +477,16 @@ def training_init_revision(wildcards):
 
 
 def training_hparams(wildcards):
-    """The method's full hyper-parameters: shared `training` values, its own overrides, its loss, and the run's
-    seed (one of `training.seeds`: adding a seed adds runs, it never retrains the others)."""
+    """The method's full hyper-parameters: shared `training` values, its own overrides, its objective and the
+    objective's resolved arguments (`loss_args`, absent for an objective without any), and the run's seed (one of
+    `training.seeds`: adding a seed adds runs, it never retrains the others). A change of any retrains."""
+    from mindthegap.objectives import resolve_args
+
     method = config["methods"][wildcards.method]
     shared = {key: value for key, value in config["training"].items() if key != "seeds"}
-    return {**shared, **method.get("training", {}), "loss": method["loss"], "seed": int(wildcards.seed)}
+    hparams = {**shared, **method.get("training", {}), "loss": method["loss"], "seed": int(wildcards.seed)}
+    loss_args = resolve_args(method["loss"], hparams, method.get("loss_args"))
+    return {**hparams, "loss_args": loss_args} if loss_args else hparams
 
 
 def training_hparams_json(wildcards):
@@ -502,7 +578,7 @@ def report_inputs(wildcards):
     return {
         "metrics": [metrics_file(model, run, bench) for run in planned_runs() for bench in config["benchmarks"]],
         "checkpoints": [checkpoint_dir(model, *run) for run in trained_runs()],
-        "stats": [dataset_stats_file(model, r, v) for r, v in stats_rounds()],
+        "stats": [training_data_stats_file(model, r, v) for r, v in stats_rounds()],
     }
 
 
@@ -543,13 +619,147 @@ def model_names(wildcards):
     return [wildcards.model, model_cfg(wildcards.model).get("path")]
 
 
+def policy_gap_file(model="{model}", name="{name}"):
+    """One table of the policy-gap stage under the base model (rows.parquet, summary.json): round 1's rewritten
+    dataset, the paper's offline rewriting (rules/gap.smk)."""
+    return f"{RESULTS}/policy_gap/{model}/{name}"
+
+
+def policy_gap_checkpoint_file(model="{model}", run="{run}", ext="{ext}"):
+    """The same rows scored under one trained run's checkpoint (`run`: round{r}/{method}/seed{s})."""
+    return f"{RESULTS}/policy_gap/{model}/checkpoints/{run}.{ext}"
+
+
+def policy_gap_outputs(models):
+    """The policy-gap tables of each model (rules/gap.smk): with `policy_gap.enabled`, when a method trains on data
+    rewritten from our own sampling (not the authors' released data alone); with `policy_gap.checkpoints`, one per
+    trained method too."""
+    ours = {"rewritten", "self_expert", "guided_expert"}  # the variants built from our own sampling
+    if not (config["policy_gap"]["enabled"] and any(config["methods"][m]["data"] in ours for m in trained_methods())):
+        return []
+    outputs = [policy_gap_file(model, name) for model in models for name in ("rows.parquet", "summary.json")]
+    if config["policy_gap"]["checkpoints"]:
+        outputs += [policy_gap_checkpoint_file(model, run_id(*run), ext) for model in models
+                    for run in trained_runs() for ext in ("parquet", "json")]
+    return outputs
+
+
+# --- figures and tables of the report (rules/report.smk) ---------------------------------------------------
+
+
+def policy_gap_tables(model):
+    """The policy-gap stage's per-row table and per-source summary of one model under its base model (what the
+    report draws); [] when the stage does not run."""
+    return [path for path in policy_gap_outputs([model]) if os.path.basename(path) in ("rows.parquet", "summary.json")]
+
+
+def policy_gap_input(wildcards):
+    return policy_gap_tables(wildcards.model)
+
+
+def policy_gap_checkpoint_summaries(wildcards):
+    """The policy-gap summaries under each trained checkpoint (`policy_gap.checkpoints`), else none."""
+    if not policy_gap_tables(wildcards.model) or not config["policy_gap"]["checkpoints"]:
+        return []
+    return [policy_gap_checkpoint_file(wildcards.model, run_id(*run), "json") for run in trained_runs()]
+
+
+def policy_gap_checkpoint_runs(wildcards):
+    """The run of each checkpoint summary input, in the same order."""
+    return [run_id(*run) for run in trained_runs()] if policy_gap_checkpoint_summaries(wildcards) else []
+
+
+def report_labels(what):
+    """The labels of a figure or table in the Snakemake report: its model (a wildcard, filled in by the report)
+    and what it shows."""
+    return {"model": "{model}", "what": what}
+
+
+def evaluation_files(wildcards, name):
+    """One file (metrics.json, verdicts.parquet) of every evaluated run of one model, all benchmarks, in the order
+    of `evaluated_runs()` (each run's benchmarks in config order)."""
+    return [f"{eval_dir(wildcards.model, run)}/{bench}/{name}" for run in planned_runs()
+            for bench in config["benchmarks"]]
+
+
+def evaluation_metric_files(wildcards):
+    return evaluation_files(wildcards, "metrics.json")
+
+
+def evaluation_verdict_files(wildcards):
+    return evaluation_files(wildcards, "verdicts.parquet")
+
+
+def run_labels():
+    """Every evaluated run (`planned_runs()`) -> its label: the method's, its round when >= 2, its seed when there
+    are several (mindthegap.report.run_label); what the figures and detail tables name a run."""
+    from mindthegap.report import run_label
+    from mindthegap.rounds import parse_run
+
+    labels = method_labels()
+    return {run: run_label(labels, parse_run(run), with_seed=len(training_seeds()) > 1) for run in planned_runs()}
+
+
+def extension_runs():
+    """The runs of our extension methods: the figures and tables label them "(ours)"."""
+    from mindthegap.rounds import parse_run
+
+    return [run for run in planned_runs() if parse_run(run).method in extension_methods()]
+
+
+def source_datasets():
+    """(round, variant) of every training dataset (each round's variants; the released data once, as round 1):
+    the data-per-source table and figure."""
+    return [(r, v) for r in rounds() for v in round_variants(r) if not (v == "released" and r > 1)]
+
+
+def source_labels():
+    """The name of each of `source_datasets()`: the variant, with its round when >= 2."""
+    from mindthegap.report import round_label
+
+    return [round_label(variant, r) for r, variant in source_datasets()]
+
+
+def dataset_stats_files(wildcards):
+    return [training_data_stats_file(wildcards.model, r, v) for r, v in source_datasets()]
+
+
+def source_inputs(wildcards):
+    """The training datasets of one model (rows and stats, in `source_datasets()` order) and, when the
+    policy-gap stage runs, its summary."""
+    inputs = {"datasets": [training_data_file(wildcards.model, r, v) for r, v in source_datasets()],
+              "stats": dataset_stats_files(wildcards)}
+    summary = [path for path in policy_gap_tables(wildcards.model) if path.endswith(".json")]
+    if summary:
+        inputs["gap_summary"] = summary[0]
+    return inputs
+
+
+def trained_checkpoints(wildcards):
+    return [checkpoint_dir(wildcards.model, *run) for run in trained_runs()]
+
+
+def report_outputs(model):
+    """The figures and tables of one model in the report (the PNG and HTML the report shows, the SVG and
+    Markdown / CSV / LaTeX beside them)."""
+    figures = ["accuracy", "pass_at_k"]
+    if trained_methods():
+        figures += ["sources", "training"]
+    if policy_gap_tables(model):
+        figures.append("policy_gap")
+    tables = ["", ".evaluation"] + ([".sources"] if trained_methods() else [])
+    return (expand(f"{RESULTS}/figures/{model}/{{figure}}.{{ext}}", figure=figures, ext=["png", "svg"])
+            + expand(f"{RESULTS}/tables/{model}{{table}}.{{ext}}", table=tables, ext=["md", "csv", "tex", "html"])
+            + [f"{RESULTS}/tables/{model}.rounds.{ext}" for ext in ("csv", "json")])
+
+
 def get_final_output():
     models = list(config["models"])
-    outputs = expand(f"{RESULTS}/tables/{{model}}.{{ext}}", model=models,
-                     ext=["md", "csv", "tex", "rounds.csv", "rounds.json"])
+    outputs = [path for model in models for path in report_outputs(model)]
     outputs.append(f"{RESULTS}/manifest.json")
-    outputs += [dataset_stats_file(model, r, v) for model in models for r, v in stats_rounds()]
-    return outputs
+    outputs += [contamination_file()] + [contamination_file().replace(".json", ext) for ext in (".md", ".html")]
+    outputs += [training_data_stats_file(model, r, v) for model in models for r, v in source_datasets()]
+    return outputs + policy_gap_outputs(models)
 
 
 # --- cluster resources (README "Cluster resources"; profiles/slurm turns them into sbatch flags) -----------
@@ -570,9 +780,16 @@ def sampling_gpus(section):
     return config["sampling"].get("tensor_parallel_size", 1) if config[section]["backend"] == "vllm" else 1
 
 
+def scoring_resources():
+    """sbatch resources of a policy-gap job: the sampling backend's GPUs, requeued (it resumes from its chunks)."""
+    return dict(gpu=sampling_gpus("sampling"), gpu_model=RES["gpu_model"], tasks_per_gpu=0,
+                slurm_extra=requeue_flag(), slurm_partition=RES["gpu_partition"], slurm_account=RES["account"],
+                runtime=scaled(RES["sampling_runtime_min"]), mem_mb=scaled_mem(RES["gpu_mem_mb"]))
+
+
 def requeue_flag():
-    """sbatch flag of the resumable rules (sample, evaluate_sample, train): they continue from their chunks or their
-    last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
+    """sbatch flag of the resumable rules (sample, evaluate_sample, train, policy_gap*): they continue from their
+    chunks or their last checkpoint, so SLURM may requeue them on preemption or node failure. Every other rule gets
     `--no-requeue` from the profile's default-resources (a requeued job restarts from scratch)."""
     return "--requeue" if RES["requeue"] else "--no-requeue"
 

@@ -8,7 +8,7 @@
 
 rule prefetch:
     wildcard_constraints:
-        kind="model|problems|benchmark",
+        kind="model|problems|benchmark|released",
     output:
         f"{RESULTS}/prefetch/{{kind}}/{{name}}.json",
     log:

@@ -24,3 +24,32 @@ rule rewrite:
         "../envs/cpu.yaml"
     script:
         "../scripts/rewrite.py"
+
+
+# The authors' released data (config `released`, src/mindthegap/released.py) as the dataset variant `released`: the
+# release's question under the model's training template, its answer as the completion, no behaviour log-probs.
+
+
+rule released:
+    input:
+        unpack(released_inputs),
+    output:
+        dataset=f"{RESULTS}/datasets/{{model}}/released.parquet",
+        stats=f"{RESULTS}/datasets/{{model}}/released.stats.json",
+    log:
+        f"{RESULTS}/logs/released/{{model}}.log",
+    params:
+        spec=released_spec,
+        fields=released_fields,
+        model=model_path,
+        revision=model_revision,
+        train_template=train_template,
+    resources:
+        slurm_partition=RES["cpu_partition"],
+        slurm_account=RES["account"],
+        runtime=scaled(RES["cpu_runtime_min"]),
+        mem_mb=scaled_mem(RES["cpu_mem_mb"]),
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/released.py"

@@ -30,5 +30,5 @@ stats = {(int(round_), variant): json.loads(Path(path).read_text())
 by_round = rounds_table(metric_files, stats, dict(params.method_specs), extensions)
 write_tables(table, snakemake.wildcards.model, snakemake.output.markdown, snakemake.output.csv,
              snakemake.output.latex, paper_name=paper_name, counts=sample_counts(metric_files, methods, extensions),
-             diagnostics=training_diagnostics(checkpoints, run_labels), rounds=by_round)
+             diagnostics=training_diagnostics(checkpoints, run_labels), rounds=by_round, html=snakemake.output.html)
 write_rounds(by_round, stats, snakemake.output.rounds_csv, snakemake.output.rounds_json, settings)

@@ -145,6 +145,10 @@ BAD_VALUES = [  # (change to the demo config, the line that names it)
     (_set("models.tiny.path", "Qwen/Qwen2.5-Math-7B"), "models.tiny: needs exactly one of path or build"),
     (lambda cfg: cfg["training"].pop("learning_rate"), "training: missing required key 'learning_rate'"),
     (_set("extensions", "true"), "extensions: 'true' is not of type 'boolean'"),
+    (_set("methods.dr_psft.loss", "ppo"),
+     "methods.dr_psft.loss: 'ppo' is not one of ['sft', 'dft', 'is', 'power', 'asft', 'proximal']"),
+    (_set("methods.dr_psft.loss_args", {"clip_hi": 0.3}),
+     "methods.dr_psft.loss_args.clip_hi: unknown key; did you mean 'clip_high'?"),
 ]
 
 

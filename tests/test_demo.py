@@ -1,17 +1,21 @@
 """The demo end to end in a temporary directory, then a partial rerun plan after one hyper-parameter changes."""
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import ROOT, load_config, plan_jobs
 
 pytestmark = pytest.mark.slow
+# nats a token by which the kept responses beat the expert solutions under the base model (measured: far more)
+GAP_MARGIN = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,40 @@ def test_rewritten_dataset_has_all_three_sources(demo_run):
     assert set(expert["source"]) == {"expert"}
 
 
-def test_checkpoints_and_metrics(demo_run):
+def test_policy_gap(demo_run):
+    """One scored row per rewritten row; self rows' log-ratio ~0 (sampled on the training prompt, temperature 1),
+    guided rows' not (sampled on the hint prompt); the summary per source; each checkpoint's shift."""
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/round1/rewritten.parquet")  # round 1: the paper's offline rewriting
+    rows = pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet")
+    summary = json.loads((demo_run / "policy_gap/tiny/summary.json").read_text())
+    assert rows["id"].tolist() == dataset["id"].tolist() and rows["source"].tolist() == dataset["source"].tolist()
+    sampled = rows[rows["source"] != "expert"]
+    assert (sampled["logratio"].map(len) == dataset.loc[sampled.index, "behaviour_logprobs"].map(len)).all()
+    ratios = {source: np.concatenate(list(rows.loc[rows["source"] == source, "logratio"]))
+              for source in ("self", "guided")}
+    assert np.abs(ratios["self"]).max() < 1e-3 < np.abs(ratios["guided"]).max()
+    sources = summary["sources"]
+    assert {s: sources[s]["rows"] for s in ("self", "guided", "expert")} == dict(Counter(dataset["source"]))
+    assert sources["all"]["logratio"]["tokens"] == len(ratios["self"]) + len(ratios["guided"])
+    # the demo's self problems are those the model solves: its own solutions are far likelier than the retold ones
+    assert sources["self"]["kept"]["logprob_mean"]["mean"] > sources["guided"]["kept"]["logprob_mean"]["mean"]
+    assert sources["self"]["logratio"]["var"] < 1e-6 < sources["guided"]["logratio"]["var"]
     for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
+        shift = pd.read_parquet(demo_run / f"policy_gap/tiny/checkpoints/round1/{method}/seed42.parquet")
+        assert shift["id"].tolist() == rows["id"].tolist()
+        assert np.allclose(shift["kept_logprob_mean_base"], rows["kept_logprob_mean"])
+        summary = json.loads((demo_run / f"policy_gap/tiny/checkpoints/round1/{method}/seed42.json").read_text())
+        assert (summary["method"], summary["run"]) == (method, f"round1/{method}/seed42")
+
+
+def test_checkpoints_and_metrics(demo_run):
+    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is", "dr_psft"):
         log = json.loads((demo_run / f"checkpoints/tiny/round1/{method}/seed42/training_log.json").read_text())
         assert log["summary"]["global_steps"] > 0
     is_log = json.loads((demo_run / "checkpoints/tiny/round1/dr_is/seed42/training_log.json").read_text())
     assert any("weight_var/self" in entry for entry in is_log["log_history"])
+    psft_log = json.loads((demo_run / "checkpoints/tiny/round1/dr_psft/seed42/training_log.json").read_text())
+    assert all("clipped_fraction" in entry for entry in psft_log["log_history"] if "loss" in entry)
     metrics = json.loads((demo_run / "eval/tiny/base/arith_test/metrics.json").read_text())
     assert metrics["n"] == 4 and sum(metrics["grader_status"].values()) == 4 * metrics["problems"]
 
@@ -82,11 +114,14 @@ def test_partial_rerun_after_one_training_change(demo_run):
     jobs = plan_jobs(cfg, demo_run.parents[1])
     shards = cfg["evaluation"]["shards"]
     # one evaluation job per shard samples every benchmark (one model load); one job judges the run
+    # and the report's figures and tables that read the training log or the evaluation; not those of the data
     assert Counter(job.rule.name for job in jobs) == {"train": 1, "evaluate_sample": shards,
                                                       "evaluate_judge": 1, "report": 1, "manifest": 1,
-                                                      "all": 1}
+                                                      "policy_gap_checkpoint": 1, "evaluation_table": 1,
+                                                      "figure_accuracy": 1, "figure_pass_at_k": 1,
+                                                      "figure_training": 1, "figure_policy_gap": 1, "all": 1}
     assert {job.wildcards.get("method") or job.wildcards.get("run") for job in jobs
-            if job.rule.name.startswith(("train", "evaluate"))} == {"dr_sft", "round1/dr_sft/seed42"}
+            if job.rule.name.startswith(("train", "evaluate", "policy_gap"))} == {"dr_sft", "round1/dr_sft/seed42"}
 
 
 def test_round_two_trains_on_data_rewritten_by_round_ones_model(demo_run):
@@ -111,12 +146,86 @@ def test_a_round_two_setting_reruns_round_two_only(demo_run, rewrite):
     """Rounds are a wildcard of the DAG: a round-2 setting leaves every round-1 file as it is."""
     cfg = load_config("demo.yaml")
     cfg["rewrite"].update(rewrite)
-    jobs = [job for job in plan_jobs(cfg, demo_run.parents[1]) if job.rule.name not in ("report", "manifest", "all")]
+    jobs = [job for job in plan_jobs(cfg, demo_run.parents[1])  # the per-model tables and figures aside
+            if job.rule.name not in ("report", "manifest", "all") and not job.rule.name.startswith("figure_")
+            and not job.rule.name.endswith("_table")]
     assert jobs and all(job.wildcards.get("round", "") == "2" or job.wildcards.get("run", "").startswith("round2/")
                         for job in jobs), [(job.rule.name, dict(job.wildcards)) for job in jobs]
     names = Counter(job.rule.name for job in jobs)
     print(rewrite, names)
-    expected = {"train", "evaluate_sample", "evaluate_judge"}
+    expected = {"train", "evaluate_sample", "evaluate_judge", "policy_gap_checkpoint"}
     if "round_policy" in rewrite:  # another sampler: round 2 is sampled, verified and rewritten again
         expected |= {"sample", "verify", "split_self", "rewrite"}
     assert set(names) == expected
+
+
+
+def test_expert_demonstrations_are_off_policy(demo_run):
+    """The mechanism's precondition (the policy-gap stage's rows): under the base model the expert's solutions are
+    less likely, by a margin in mean token log-prob, than the kept self and guided responses, on the same problems
+    and against the expert rows."""
+    from mindthegap.experiment import gap_by_source
+
+    gap = gap_by_source(pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet"))
+    for source in ("self", "guided"):
+        assert gap[source]["rows"] > 0, gap
+        assert gap[source]["logratio"] > GAP_MARGIN, (source, gap)  # same problems: own response vs the expert's
+        assert gap[source]["kept_logprob_mean"] > gap["expert"]["kept_logprob_mean"] + GAP_MARGIN, (source, gap)
+
+
+def declared_report_files(cfg: dict, workdir: Path) -> set[str]:
+    """Every output the demo's plan marks with report(), relative to the results directory: what a full run
+    puts in the Snakemake report."""
+    from snakemake.io import is_flagged
+
+    results = cfg["results_dir"]
+    return {str(Path(path).relative_to(results)) for job in plan_jobs(cfg, workdir) for path in job.output
+            if is_flagged(path, "report")}
+
+
+def embedded(page: str, name: str):
+    """A JSON value that the report's page assigns to a JavaScript variable (`results`, `categories`)."""
+    return json.JSONDecoder().raw_decode(page, re.search(rf"\b{name} = (?=\{{)", page).end())[0]
+
+
+def test_report_holds_every_declared_figure_and_table(demo_run, tmp_path):
+    """`snakemake --report` on the finished demo: one self-contained HTML page and a zip, each holding every
+    figure and table that the workflow declares for it, with its caption, in its category."""
+    import time
+    import zipfile
+
+    cfg = load_config("demo.yaml")
+    declared = declared_report_files(cfg, tmp_path / "plan")
+    figures = {"accuracy", "pass_at_k", "sources", "training", "policy_gap"}
+    assert {f"figures/tiny/{name}.png" for name in figures} <= declared
+    assert {f"tables/tiny{kind}.html" for kind in ("", ".evaluation", ".sources")} | {"manifest.json"} <= declared
+    assert "contamination/arith_train.html" in declared, "the decontamination counts"
+    workdir, timings = demo_run.parents[1], {}
+    for kind in ("html", "zip"):
+        started = time.monotonic()
+        command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(ROOT / "Snakefile"),
+                   "--directory", str(workdir), "--configfile", str(ROOT / "config/demo.yaml"),
+                   "--report", str(tmp_path / f"report.{kind}")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        timings[kind] = time.monotonic() - started
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    print(f"report build: {timings['html']:.1f} s (html), {timings['zip']:.1f} s (zip); {len(declared)} files: "
+          + ", ".join(sorted(declared)))
+    html = (tmp_path / "report.html").read_text()
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+        zipped_page = archive.read("report/report.html").decode()
+    shown = {f"{cfg['results_dir']}/{name}" for name in declared}
+    for page in (html, zipped_page):
+        results, categories = embedded(page, "results"), embedded(page, "categories")
+        assert set(results) == shown
+        assert set(categories) == {"Data", "Rewriting", "Policy gap", "Training", "Evaluation", "Provenance"}
+        assert {path for subcategories in categories.values() for paths in subcategories.values()
+                for path in paths} == shown, "every file in a category"
+        for path, entry in results.items():
+            assert entry["caption"].strip(), f"{path} has no caption"
+        assert "unbiased estimator" in results[f"{cfg['results_dir']}/figures/tiny/pass_at_k.png"]["caption"]
+    for path, entry in embedded(html, "results").items():  # the self-contained page embeds each file
+        assert entry["data_uri"].startswith(f"data:{entry['mime_type']}"), path
+    for name in declared:  # the zip holds the files themselves
+        assert any(entry.startswith("report/data/") and entry.endswith("/" + Path(name).name) for entry in names), name

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mindthegap import gpu_check
+from mindthegap import gpu_check, objectives
 
 
 def test_arithmetic_problems_carry_gradable_answers():
@@ -29,7 +29,7 @@ def test_gpu_check_runs_on_cpu_at_a_tiny_size(tmp_path):
     assert figures["sampling"]["tokens"] > 0 and figures["sampling"]["tokens_per_s"] > 0
     assert figures["scoring"]["max_abs"] <= gpu_check.TOLERANCE["max_abs"]
     assert figures["scoring"]["tokens"] == figures["sampling"]["tokens"]
-    assert set(figures["training"]) == set(gpu_check.LOSSES)
+    assert set(figures["training"]) == set(gpu_check.LOSSES) == set(objectives.REGISTRY)
     assert all(result["step_s"] > 0 for result in figures["training"].values())
     assert sum(figures["evaluation"]["statuses"].values()) == size["problems"] * size["n"]
     for line in ("sampling (bf16, transformers): tokens=", "teacher-forced scoring: max_abs=",

@@ -8,30 +8,16 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mindthegap import training
+from mindthegap import objectives, training
 from mindthegap.io import write_parquet
 
 PROMPT = "<|im_start|>user\nWhat is 1 + 2?<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_token_weights():
-    logp = torch.log(torch.tensor([[0.5, 0.25, 0.1]]))
-    behaviour = torch.log(torch.tensor([[0.25, 0.5, 0.01]]))
-    has = torch.tensor([[1, 1, 0]])
-    assert torch.equal(training.token_weights("sft", logp, behaviour, has), torch.ones(1, 3))
-    assert torch.allclose(training.token_weights("dft", logp, behaviour, has), torch.tensor([[0.5, 0.25, 0.1]]))
-    weights = training.token_weights("is", logp, behaviour, has, is_clip=1.5, expert_weight="dft")
-    assert torch.allclose(weights, torch.tensor([[1.5, 0.5, 0.1]]))  # clipped, ratio, DFT stand-in
-    weights = training.token_weights("is", logp, behaviour, has, is_clip=10, expert_weight="sft")
-    assert torch.allclose(weights, torch.tensor([[2.0, 0.5, 1.0]]))
-    with pytest.raises(ValueError, match="unknown loss 'ppo'"):
-        training.token_weights("ppo", logp, behaviour, has)
-
-
 def test_weights_carry_no_gradient():
     logp = torch.log(torch.tensor([[0.5, 0.25]])).requires_grad_()
-    loss = training.weighted_nll(logp, training.token_weights("dft", logp, logp, torch.ones(1, 2)),
-                                 torch.ones(1, 2), None)
+    weights = objectives.compute("dft", objectives.TokenInputs(logp=logp)).weights
+    loss = training.weighted_nll(logp, weights, torch.ones(1, 2), None)
     loss.backward()
     # d/dlogp of sg(p) * -logp / N = -p / N
     assert torch.allclose(logp.grad, torch.tensor([[-0.25, -0.125]]))
@@ -130,7 +116,7 @@ def test_losses_equal_trl_builtin(tiny_model_dir, tmp_path, ours, trl_type):
 
 
 def test_is_weights_logged_per_source(tiny_model_dir, tmp_path):
-    trainer, batch = _trainer(tiny_model_dir, tmp_path, loss="is", is_clip=2.0, expert_weight="dft")
+    trainer, batch = _trainer(tiny_model_dir, tmp_path, loss="is", loss_args={"clip": 2.0, "expert_weight": "dft"})
     trainer.model.train()
     loss = trainer.compute_loss(trainer.model, dict(batch))
     assert torch.isfinite(loss)

@@ -100,3 +100,22 @@ def test_training_diagnostics_weigh_each_logged_window_by_its_steps(tmp_path):
                                                        "log_history": history}))
     table = training_diagnostics({"dr_is": run}, {"dr_is": "DR+IS"})
     assert table.loc["DR+IS", "w var self"] == pytest.approx((2 * 0.1 + 0.4) / 3)
+
+
+@pytest.mark.parametrize("loss", ["proximal", "asft"])
+def test_objectives_with_the_base_model_resume_to_the_same_diagnostics(tiny_model_dir, dataset, tmp_path, loss):
+    """PSFT's base log-probs come back from the work dir's cache on resume (not rescored by the moved model), and
+    ASFT reloads the same frozen base: the resumed run publishes the uninterrupted run's log, weights and stats."""
+    hparams = {**RESUMABLE, "loss": loss, "learning_rate": 5e-2}
+    reference = tmp_path / "reference"
+    training.train(str(dataset), str(tiny_model_dir), str(reference / "out"), str(reference / "work"), hparams)
+    work, out = tmp_path / "work", tmp_path / "out"
+    with pytest.raises(Preempted):
+        training.train(str(dataset), str(tiny_model_dir), str(out), str(work), hparams, callbacks=[KillAfterSave(3)])
+    training.train(str(dataset), str(tiny_model_dir), str(out), str(work), hparams)
+    resumed, uninterrupted = _published(out), _published(reference / "out")
+    assert resumed["log_history"] == uninterrupted["log_history"]
+    assert resumed["summary"] == uninterrupted["summary"]
+    assert all(resumed["weights"][name].equal(uninterrupted["weights"][name]) for name in uninterrupted["weights"])
+    diagnostic = {"proximal": "clipped_fraction", "asft": "kl_to_base"}[loss]
+    assert max(entry.get(diagnostic, 0.0) for entry in resumed["log_history"]) > 0  # the clip / anchor binds

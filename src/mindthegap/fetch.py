@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # the safetensors, and other frameworks' weights. Llama-3.1-8B-Instruct's `original/` alone is 16 GB.
 NOT_NEEDED = ["original/*", "*.pth", "*.pt", "*.msgpack", "*.h5", "*.ot", "*.onnx", "*.gguf", "flax_model*",
               "tf_model*", "rust_model*"]
+GENERIC_LOADERS = ("json", "parquet", "csv", "text", "arrow")  # datasets' builders that read data_files, no repo
 PREFETCH_HINT = "run the prefetch on a machine with network first: snakemake --profile profiles/local --until prefetch"
 
 
@@ -153,8 +154,10 @@ def prefetch_dataset(spec: dict[str, Any], *, where: str) -> dict[str, Any]:
 
     repo_id, revision = spec["path"], spec.get("revision")
     with hub_errors(repo_id, revision, kind="dataset", where=where):
-        # a generic loader ("json", "parquet") with data_files is no repository: nothing to resolve
-        commit = None if spec.get("data_files") else HfApi().dataset_info(repo_id, revision=revision).sha
+        # a generic loader ("json", "parquet") is no repository: nothing to resolve; a repository read through
+        # some of its files (data_files: the authors' release, one file per model) still is one
+        generic = repo_id in GENERIC_LOADERS
+        commit = None if generic else HfApi().dataset_info(repo_id, revision=revision).sha
         name, rows = load_rows(spec)
     log.info("dataset %s: commit %s, %d rows", name, commit, len(rows))
     return {"kind": "dataset", "repo": repo_id, "revision": revision, "commit": commit, "rows": len(rows)}

@@ -42,7 +42,8 @@ SIZES: dict[str, dict[str, int]] = {
 # Largest |recorded - teacher-forced| log-prob of a sampled token (nats). bf16 keeps 8 bits of mantissa: logits of
 # size ~10 carry errors of ~0.04, and cached vs full-sequence attention sums in another order.
 TOLERANCE = {"max_abs": 0.15, "mean_abs": 0.02}
-LOSSES = ("sft", "dft", "is")
+LOSSES = ("sft", "dft", "is", "power", "asft", "proximal")  # every objective of mindthegap.objectives: step_s is
+# each one's cost against DFT on the GPU, with a real vocabulary (asft's full-vocabulary KL)
 STOP_TOKENS = ["<|im_end|>", "<|endoftext|>"]
 
 

@@ -70,3 +70,15 @@ def bootstrap_ci(correct: Sequence[Sequence[bool]], *, resamples: int = 1000, le
     low = means[int((1 - level) / 2 * resamples)]
     high = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
     return low, high
+
+
+def pass_at_k_curve(correct: Sequence[Sequence[bool]]) -> list[float]:
+    """Mean unbiased pass@k for k = 1..n (n = the fewest samples of any problem): one point per k of a curve."""
+    n = min((len(c) for c in correct), default=0)
+    return [mean_pass_at_k(correct, k) for k in range(1, n + 1)]
+
+
+def maj_at_k_curve(answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]]) -> list[float]:
+    """maj@k for k = 1..n: the majority vote over each problem's first k answers (maj@1 is sample 0's accuracy)."""
+    n = min((len(c) for c in correct), default=0)
+    return [maj_at_k(answers, correct, k) for k in range(1, n + 1)]

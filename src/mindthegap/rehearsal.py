@@ -52,7 +52,7 @@ SIZES: dict[str, Any] = {
 }
 # One thread per job, so that two jobs share the two cores (the paper's settings give each GPU job 2 and training 32;
 # tiny models gain nothing from more): `--set-threads`, which overrides a rule's threads without touching the config.
-THREADS = {"sample": 1, "evaluate_sample": 1, "train": 1}
+THREADS = {"sample": 1, "evaluate_sample": 1, "train": 1, "policy_gap": 1, "policy_gap_checkpoint": 1}
 
 
 # --- the paper's models, tiny ------------------------------------------------------------------------------

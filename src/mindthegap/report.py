@@ -1,7 +1,8 @@
 """Results tables from metrics.json files, per model: methods x benchmarks (+ average) of the harness's mean_acc
 (the metric of the paper's table) and the exact avg@n, with the paper's numbers and the difference when the model
-is one of the paper's; then sample counts (truncation, grader statuses) and training weight statistics. Markdown,
-CSV and LaTeX."""
+is one of the paper's; then sample counts (truncation, grader statuses) and training weight statistics. Beside it,
+every run in detail (avg@n with its interval, pass@k, maj@k, grader statuses per benchmark) and the training data
+per source (with the policy-gap summary). Markdown, CSV, LaTeX, and HTML for the Snakemake report."""
 
 from __future__ import annotations
 
@@ -17,24 +18,30 @@ import pandas as pd
 
 from mindthegap import metrics
 from mindthegap.io import DataError
+from mindthegap.rounds import BASE, run_id
 
 PAPER_BENCHMARKS = ("math500", "minerva_math", "olympiadbench", "aime24", "amc23")
 OURS = " (ours)"  # appended to the label of a method that is our extension, not the paper's
 MEAN_ACC, PAPER, DIFF = "mean_acc", "paper", "Δ"  # the rows of one method (with avg@n): its "Metric" column
 
 
+def problem_verdicts(judged: pd.DataFrame) -> tuple[list[list[bool]], list[list[Any]]]:
+    """Per problem (sorted by id), its verdicts and extracted answers in sample order: what every metric reads."""
+    groups = [g.sort_values("sample_idx") for _, g in judged.groupby("problem_id", sort=True)]
+    return ([g["correct"].astype(bool).tolist() for g in groups], [g["extracted"].tolist() for g in groups])
+
+
 def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str, round: int = 1,
                        seed: int | None = None) -> dict[str, Any]:
     """avg@n (a fraction), the harness's mean_acc and all_acc (%), and companions for one (run, benchmark); the run
     is (method, round, seed) (mindthegap.rounds; the base model: round 0, no seed)."""
-    groups = [g.sort_values("sample_idx") for _, g in judged.groupby("problem_id", sort=True)]
-    correct = [g["correct"].astype(bool).tolist() for g in groups]
-    answers = [g["extracted"].tolist() for g in groups]
+    correct, answers = problem_verdicts(judged)
     n = min((len(c) for c in correct), default=0)
     low, high = metrics.bootstrap_ci(correct)
     mean_acc, all_acc = metrics.harness_mean_acc(correct)
     return {
-        "model": model, "method": method, "round": round, "seed": seed, "benchmark": benchmark, "problems": len(groups), "samples": len(judged),
+        "model": model, "method": method, "round": round, "seed": seed, "benchmark": benchmark,
+        "problems": len(correct), "samples": len(judged),
         "n": n, f"avg@{n}": metrics.avg_at_n(correct), "accuracy": metrics.avg_at_n(correct),
         "mean_acc": mean_acc, "all_acc": all_acc,
         f"pass@{n}": metrics.mean_pass_at_k(correct, n) if n else float("nan"),
@@ -276,9 +283,15 @@ def _latex_text(value: Any) -> Any:
     return r"$\Delta$" if value == DIFF else value.replace("_", r"\_").replace("%", r"\%")
 
 
+COUNTS_TITLE = "Samples: cut at the token limit, prompts too long, grader statuses (all benchmarks)"
+ROUNDS_TITLE = "Rounds: accuracy (%, mean over benchmarks and seeds) and training-data sources (%)"
+WEIGHTS_TITLE = "Training: token weights per source (w = 1 for SFT; p for DFT; clipped ratio for IS)"
+
+
 def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str | Path, latex: str | Path, *,
                  paper_name: str | None = None, counts: pd.DataFrame | None = None,
-                 diagnostics: pd.DataFrame | None = None, rounds: pd.DataFrame | None = None) -> None:
+                 diagnostics: pd.DataFrame | None = None, rounds: pd.DataFrame | None = None,
+                 html: str | Path | None = None) -> None:
     from mindthegap.io import write_text
 
     avg_row = next(kind for kind in table["Metric"].unique() if kind.startswith("avg@"))
@@ -298,17 +311,24 @@ def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str
     text = (f"### {model}: accuracy (%)\n\n" + " ".join(notes) + "\n\n"
             + table.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
     if counts is not None and len(counts):
-        text += ("\n### Samples: cut at the token limit, prompts too long, grader statuses (all benchmarks)\n\n"
+        text += (f"\n### {COUNTS_TITLE}\n\n"
                  + counts.to_markdown(index=False) + "\n")
-    if rounds is not None and rounds["round"].max() >= 2:
-        shown = rounds.drop(columns=["method"])
-        shown = shown.astype(object).where(shown.notna(), None)  # NaN (no seeds' spread, no sources) shows as –
-        text += ("\n### Rounds: accuracy (%, mean over benchmarks and seeds) and training-data sources (%)\n\n"
-                 + shown.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
+    shown_rounds = None
+    if rounds is not None and len(rounds) and rounds["round"].max() >= 2:
+        shown_rounds = rounds.drop(columns=["method"])
+        shown_rounds = shown_rounds.astype(object).where(shown_rounds.notna(), None)  # NaN (no spread) shows as –
+        text += (f"\n### {ROUNDS_TITLE}\n\n"
+                 + shown_rounds.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
     if diagnostics is not None and len(diagnostics):
-        text += ("\n### Training: token weights per source (w = 1 for SFT; p for DFT; clipped ratio for IS)\n\n"
+        text += (f"\n### {WEIGHTS_TITLE}\n\n"
                  + diagnostics.to_markdown(floatfmt=".4g") + "\n")
     write_text(text, markdown)
+    if html is not None:
+        write_text(html_page([(f"{model}: accuracy (%)", " ".join(notes).replace("`", ""), table),
+                              (COUNTS_TITLE, "", counts),
+                              (ROUNDS_TITLE, "", shown_rounds),
+                              (WEIGHTS_TITLE, "", None if diagnostics is None else diagnostics.reset_index(), ".4g")]),
+                   html)
     write_text(table.round(4).to_csv(index=False), csv)
     rendered = table.map(_latex_text).rename(columns=_latex_text)
     write_text(rendered.to_latex(index=False, float_format="%.2f", na_rep="--",
@@ -336,6 +356,142 @@ def training_diagnostics(checkpoints: dict[str, str | Path], labels: dict[str, s
                                                                    / sum(window for _, window in weighted))
         rows.append(row)
     return pd.DataFrame(rows).set_index("Method")
+
+
+# --- the evaluation in detail, the training data per source --------------------------------------------------
+
+
+def eval_file_key(path: str | Path) -> tuple[str, str]:
+    """(run, benchmark) of an `eval/{model}/{run}/{bench}/verdicts.parquet` or `.../metrics.json` path; the run is
+    `base` or `round{r}/{method}/seed{s}` (mindthegap.rounds)."""
+    parts = Path(path).parts
+    run = parts[-3] if parts[-3] == BASE else "/".join(parts[-5:-2])
+    return run, parts[-2]
+
+
+def record_run(record: dict[str, Any]) -> str:
+    """The run id of a metrics record (records without a round or seed, written before rounds: round 1)."""
+    return run_id(record.get("round") or 1, record["method"], record.get("seed"))
+
+
+def evaluation_curves(verdict_files: Iterable[str | Path]) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """(run, benchmark) -> pass@k and maj@k for k = 1..n (fractions), from each run's per-sample verdicts."""
+    curves = {}
+    for path in verdict_files:
+        correct, answers = problem_verdicts(pd.read_parquet(path))
+        curves[eval_file_key(path)] = {"pass": metrics.pass_at_k_curve(correct),
+                                 "maj": metrics.maj_at_k_curve(answers, correct)}
+    return curves
+
+
+def shown_ks(n: int) -> list[int]:
+    """The k of pass@k and maj@k that a table shows: powers of two up to n, and n itself."""
+    return sorted({2 ** i for i in range(n.bit_length()) if 2 ** i <= n} | {n}) if n else []
+
+
+def evaluation_detail(metric_files: list[str | Path], curves: dict[tuple[str, str], dict[str, list[float]]],
+                      methods: dict[str, str], benchmarks: list[str], extensions: Iterable[str] = ()
+                      ) -> pd.DataFrame:
+    """One row per (run, benchmark): avg@n with its 95 % bootstrap interval, the harness's mean_acc, pass@k and
+    maj@k at k = 1, 2, 4, .., n (%), samples cut at the token limit and the grader's statuses. `methods`: run id
+    (`base`, `round{r}/{method}/seed{s}`) -> its label, in table order."""
+    from mindthegap.grading import STATUSES
+
+    labels = shown_labels(methods, extensions)
+    records = {(record_run(r), r["benchmark"]): r for r in map(_read_metrics, metric_files)}
+    n = max((r["n"] for r in records.values()), default=0)
+    rows = []
+    for method in methods:
+        for bench in benchmarks:
+            record, curve = records.get((method, bench)), curves.get((method, bench), {"pass": [], "maj": []})
+            if record is None:
+                continue
+            low, high = record["ci95"]
+            row = {"Method": labels[method], "Benchmark": bench, "problems": record["problems"], "n": record["n"],
+                   "avg@n": 100 * record["accuracy"], "CI low": 100 * low, "CI high": 100 * high,
+                   "mean_acc": record["mean_acc"]}
+            for kind in ("pass", "maj"):
+                for k in shown_ks(n):
+                    row[f"{kind}@{k}"] = 100 * curve[kind][k - 1] if k <= len(curve[kind]) else math.nan
+            row["truncated"] = record["truncated"]
+            row.update({status: record["grader_status"].get(status, 0) for status in STATUSES})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+SOURCES = ("self", "guided", "expert")
+
+
+def _number(value: Any) -> float:
+    """A summary's statistic, NaN where it has none (None: no finite value to describe)."""
+    return math.nan if value is None else float(value)
+
+
+def source_table(datasets: dict[str, tuple[pd.DataFrame, dict[str, Any]]],
+                 gap: dict[str, Any] | None = None, gap_variant: str = "rewritten") -> pd.DataFrame:
+    """One row per (dataset, source): rows and their share, the accuracy of the phase that produced the source's
+    samples (self: the model alone; guided: with the hint), completion lengths, and, for the dataset the
+    policy-gap stage scored, its summary: mean token log-prob of the kept response and of the expert solution
+    of the same problems under the base model, and the spread of the token log-ratio (training prompt vs the
+    behaviour policy). `datasets`: label -> (the dataset's rows, its stats.json); a label may name a round."""
+    rows = []
+    for label, (frame, stats) in datasets.items():
+        for source in SOURCES:
+            kept = frame[frame["source"] == source]
+            if kept.empty:
+                continue
+            phase = stats.get(f"{source}_samples", {})
+            tokens = kept["completion_token_ids"].dropna().map(len) if "completion_token_ids" in kept else []
+            row = {"Dataset": label, "Source": source, "rows": len(kept),
+                   "share %": 100 * len(kept) / len(frame) if len(frame) else math.nan,
+                   "phase samples": phase.get("samples", math.nan),
+                   "phase accuracy %": 100 * phase["accuracy"] if "accuracy" in phase else math.nan,
+                   "chars (mean)": kept["completion"].str.len().mean() if len(kept) else math.nan,
+                   "tokens (mean)": float(tokens.mean()) if len(tokens) else math.nan}
+            summary = (gap or {}).get("sources", {}).get(source) if label == gap_variant else None
+            if summary and summary.get("rows"):
+                row.update({"tokens (mean)": _number(summary["kept"]["tokens"]["mean"]),
+                            "kept logp/token": _number(summary["kept"]["logprob_mean"]["mean"]),
+                            "expert logp/token": _number(summary["expert"]["logprob_mean"]["mean"]),
+                            "kept ppl (median)": _number(summary["kept"]["perplexity"]["median"]),
+                            # expert rows have no behaviour policy, hence no log-ratio
+                            "log-ratio var": _number(summary.get("logratio", {}).get("var"))})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def html_page(sections: list[tuple], floatfmt: str = ".2f") -> str:
+    """A small standalone HTML page of (title, note, table) sections: how the Snakemake report shows a table
+    (it displays HTML and images, and offers other files only as downloads)."""
+    from html import escape
+
+    style = ("body{font-family:sans-serif;font-size:12px;margin:1em}table{border-collapse:collapse;margin:.5em 0 "
+             "1.5em}th,td{border:1px solid #999;padding:2px 5px;text-align:right;white-space:nowrap}"
+             "th{background:#eee}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}p{max-width:60em}")
+    body = ""
+    for title, note, table, *own_format in sections:  # a section may carry its own number format
+        if table is not None and len(table):
+            fmt = own_format[0] if own_format else floatfmt
+            body += (f"<h3>{escape(title)}</h3><p>{escape(note)}</p>"
+                     + table.to_html(index=False, na_rep="–", float_format=lambda v, f=fmt: format(v, f), border=0))
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{body}</body></html>\n"
+
+
+def write_table_formats(table: pd.DataFrame, title: str, note: str, markdown: str | Path, csv: str | Path,
+                        latex: str | Path, html: str | Path | None = None, floatfmt: str = ".2f") -> None:
+    """One table as Markdown (a title and a note on what it shows), CSV, LaTeX (the title as caption) and,
+    for the report, HTML."""
+    from mindthegap.io import write_text
+
+    if html is not None:
+        write_text(html_page([(title, note, table)], floatfmt), html)
+    missing_as_none = table.astype(object).where(table.notna(), None)  # tabulate's missingval replaces None only
+    write_text(f"### {title}\n\n{note}\n\n"
+               + missing_as_none.to_markdown(index=False, floatfmt=floatfmt, missingval="–") + "\n", markdown)
+    write_text(table.round(4).to_csv(index=False), csv)
+    rendered = table.map(_latex_text).rename(columns=_latex_text)
+    write_text(rendered.to_latex(index=False, float_format=f"%{floatfmt}", na_rep="--",
+                                 caption=_latex_text(title)), latex)
 
 
 PROVENANCE_PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "sympy",

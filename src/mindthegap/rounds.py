@@ -41,9 +41,9 @@ def parse_run(run: str) -> Run:
 
 
 def rewritten_methods(methods: dict[str, dict[str, Any]], trained: list[str]) -> list[str]:
-    """The trained methods whose data is rewritten (any variant but the expert data): the default of rounds >= 2,
-    since a method trained on expert data would see the same data again."""
-    return [method for method in trained if methods[method]["data"] != "expert"]
+    """The trained methods whose data is rewritten by our own sampling (not the expert data, not the authors'
+    released data): the default of rounds >= 2, since the others would see the same data again."""
+    return [method for method in trained if methods[method]["data"] not in ("expert", "released")]
 
 
 def methods_by_round(rewrite: dict[str, Any], methods: dict[str, dict[str, Any]], trained: list[str]

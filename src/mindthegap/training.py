@@ -1,12 +1,10 @@
-"""Weighted SFT with TRL: the loss weights (sft, dft, is) as pure torch functions, a collator that carries the
-behaviour log-probs per token, and a small `SFTTrainer` subclass whose `compute_loss` applies the weights.
+"""Weighted SFT with TRL: a collator that carries the per-token columns (behaviour log-probs, the base model's
+log-probs), and a small `SFTTrainer` subclass whose `compute_loss` applies an objective of the registry
+(mindthegap.objectives: sft, dft, is, power, asft, proximal), L = sum_t m_t * loss_t / N over the N response tokens.
 
-Per response token t (mask m_t, N response tokens in the batch, sg = stop-gradient):
-  sft: w_t = 1
-  dft: w_t = sg(p_theta(y_t))                                  (TRL's loss_type="dft", the paper's released trainer)
-  is:  w_t = min(c, exp(sg(log p_theta(y_t)) - log p_b(y_t)))  for rows with stored behaviour log-probs;
-       expert rows have no p_b: `expert_weight` ("dft" or "sft") stands in.
-  L = sum_t m_t * w_t * (-log p_theta(y_t)) / N
+Objectives that need the base model: `proximal` reads the base model's per-token log-probs, scored once before the
+first step by a no-grad pass of the initial model and cached in the job's work dir (`base_logprobs-*.parquet`: a
+resumed job reads them back); `asft` loads a frozen copy of the base model and runs it forward at every step.
 
 Precision: the weights the optimizer updates (and its states) are always fp32, loaded as fp32 whatever dtype the
 checkpoint was saved in; `bf16: true` means bf16 autocast of the forward and backward passes (the Trainer's
@@ -25,10 +23,12 @@ from typing import Any
 
 import torch
 
+from mindthegap import objectives
+from mindthegap.objectives import BASE_LOGPROBS
+
 log = logging.getLogger(__name__)
 
-LOSSES = ("sft", "dft", "is")
-SOURCE_CODES = {"self": 0, "guided": 1, "expert": 2}
+SOURCE_CODES = {"self": 0, "guided": 1, "expert": 2, "released": 3}  # released: the authors' data (mindthegap.released)
 MASTER_DTYPE = torch.float32  # parameters and optimizer states; bf16 is only the compute precision (autocast)
 
 
@@ -43,27 +43,16 @@ def bf16_autocast(requested: bool, *, cuda: bool | None = None, cuda_bf16: bool 
     return True
 
 
-def token_weights(loss: str, logp: torch.Tensor, behaviour_logp: torch.Tensor, has_behaviour: torch.Tensor, *,
-                  is_clip: float = 2.0, expert_weight: str = "dft") -> torch.Tensor:
-    """Detached per-token weights; all tensors have the same shape (batch, tokens)."""
-    logp = logp.detach()
-    if loss == "sft":
-        return torch.ones_like(logp)
-    if loss == "dft":
-        return logp.exp()
-    if loss == "is":
-        ratio = torch.exp(torch.clamp(logp - behaviour_logp, max=math.log(is_clip))) if is_clip else torch.exp(
-            logp - behaviour_logp)
-        fallback = token_weights(expert_weight, logp, behaviour_logp, has_behaviour)
-        return torch.where(has_behaviour.bool(), ratio, fallback)
-    raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+def reduce_tokens(per_token: torch.Tensor, mask: torch.Tensor, num_items: torch.Tensor | int | None) -> torch.Tensor:
+    """sum_t m_t loss_t / N, with N the number of response tokens (TRL's `num_items_in_batch` when given)."""
+    total = mask.sum() if num_items is None else num_items
+    return (per_token * mask).sum() / torch.as_tensor(total, device=per_token.device).clamp(min=1)
 
 
 def weighted_nll(logp: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, num_items: torch.Tensor | int | None
                  ) -> torch.Tensor:
-    """sum m_t w_t (-log p) / N, with N the number of response tokens (TRL's `num_items_in_batch` when given)."""
-    total = mask.sum() if num_items is None else num_items
-    return (weights * -logp * mask).sum() / torch.as_tensor(total, device=logp.device).clamp(min=1)
+    """sum m_t w_t (-log p) / N: the loss of every pure re-weighting (sft, dft, is, power)."""
+    return reduce_tokens(weights * -logp, mask, num_items)
 
 
 def weight_stats(weights: torch.Tensor, mask: torch.Tensor, sources: torch.Tensor) -> dict[str, float]:
@@ -127,7 +116,8 @@ def end_with_eos(ids: list[int], behaviour: list[float], tokenizer) -> tuple[lis
 
 @dataclass
 class WeightedCollator:
-    """Right-pads every per-token column; the pad token is set here, not taken from a model default."""
+    """Right-pads every per-token column; the pad token is set here, not taken from a model default. The base
+    model's log-probs (`base_logprobs`, objective `proximal`) travel like the behaviour log-probs when present."""
 
     pad_token_id: int
 
@@ -139,10 +129,13 @@ class WeightedCollator:
 
         input_ids = pad("input_ids", self.pad_token_id, torch.long)
         attention = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in examples])
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": pad("labels", -100, torch.long),
-                "behaviour_logprobs": pad("behaviour_logprobs", 0.0, torch.float32),
-                "behaviour_mask": pad("behaviour_mask", 0, torch.long),
-                "source_code": torch.tensor([e["source_code"] for e in examples], dtype=torch.long)}
+        batch = {"input_ids": input_ids, "attention_mask": attention, "labels": pad("labels", -100, torch.long),
+                 "behaviour_logprobs": pad("behaviour_logprobs", 0.0, torch.float32),
+                 "behaviour_mask": pad("behaviour_mask", 0, torch.long),
+                 "source_code": torch.tensor([e["source_code"] for e in examples], dtype=torch.long)}
+        if BASE_LOGPROBS in examples[0]:
+            batch[BASE_LOGPROBS] = pad(BASE_LOGPROBS, 0.0, torch.float32)
+        return batch
 
 
 # --- the trainer ---------------------------------------------------------------------------------------------
@@ -152,35 +145,70 @@ def _trainer_class():
     from trl import SFTTrainer
 
     class WeightedSFTTrainer(SFTTrainer):
-        """SFTTrainer whose loss multiplies each token's NLL by a detached weight (see module doc)."""
+        """SFTTrainer whose loss is an objective of mindthegap.objectives (see module doc). `base_model`: the
+        frozen initial model, for objectives that need its distribution at every step (asft)."""
 
-        def __init__(self, *args, loss: str = "sft", is_clip: float = 2.0, expert_weight: str = "dft", **kwargs):
-            if loss not in LOSSES:
-                raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
-            self.weighting = {"loss": loss, "is_clip": is_clip, "expert_weight": expert_weight}
+        def __init__(self, *args, loss: str = "sft", loss_args: dict[str, Any] | None = None, base_model=None,
+                     **kwargs):
+            objective = objectives.get(loss)
+            if objectives.BASE_MODEL in objective.needs and base_model is None:
+                raise ValueError(f"objective {loss!r} needs the frozen base model (base_model=...)")
+            self.objective = {"loss": loss, "args": objectives.resolve_args(loss, {}, loss_args)}
+            self.base_model = base_model
             super().__init__(*args, **kwargs)
 
         def _set_signature_columns_if_needed(self):
             if self._signature_columns is None:
                 self._signature_columns = ["input_ids", "labels", "behaviour_logprobs", "behaviour_mask",
-                                           "source_code"]
+                                           "source_code", BASE_LOGPROBS]
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             mode = "train" if self.model.training else "eval"
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                            labels=inputs["labels"], fused_lm_head=True, use_cache=False)
-            logp, mask = outputs.log_probs, outputs.label_mask  # aligned with labels[:, 1:]
-            weights = token_weights(self.weighting["loss"], logp, inputs["behaviour_logprobs"][:, 1:],
-                                    inputs["behaviour_mask"][:, 1:], is_clip=self.weighting["is_clip"],
-                                    expert_weight=self.weighting["expert_weight"])
-            loss = weighted_nll(logp, weights, mask, num_items_in_batch)
+            if self.base_model is None:
+                outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                labels=inputs["labels"], fused_lm_head=True, use_cache=False)
+                logp, mask, top1, kl = outputs.log_probs, outputs.label_mask, outputs.is_top1, None
+                entropy = outputs.entropy
+            else:
+                outputs, logp, mask, top1, kl = self._forward_with_base(model, inputs)
+                entropy = None
+            token_inputs = objectives.TokenInputs(
+                logp=logp, behaviour_logp=inputs["behaviour_logprobs"][:, 1:],
+                behaviour_known=inputs["behaviour_mask"][:, 1:],
+                base_logp=inputs[BASE_LOGPROBS][:, 1:] if BASE_LOGPROBS in inputs else None,
+                kl_to_base=kl, entropy=entropy)
+            terms = objectives.compute(self.objective["loss"], token_inputs, self.objective["args"])
+            loss = reduce_tokens(terms.loss, mask, num_items_in_batch)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes  # DDP averages gradients; N counts every rank
-            for key, value in weight_stats(weights, mask, inputs["source_code"]).items():
+            for key, value in weight_stats(terms.weights, mask, inputs["source_code"]).items():
                 self._metrics[mode][key].append(value)
             valid = mask.sum().clamp(min=1)
-            self._metrics[mode]["mean_token_accuracy"].append((outputs.is_top1.sum() / valid).item())
+            for key, value in terms.diagnostics.items():
+                self._metrics[mode][key].append(((value * mask).sum() / valid).item())
+            self._metrics[mode]["mean_token_accuracy"].append((top1.sum() / valid).item())
             return (loss, outputs) if return_outputs else loss
+
+        def _forward_with_base(self, model, inputs):
+            """Full next-token distributions of the model and of the frozen base model at the response positions
+            only (the fused LM head gives only the labels' log-probs; prompt and padding positions are dropped
+            before the vocabulary-wide softmax): per-token log-probs, mask, top-1 hits and KL(pi_base || pi_theta),
+            each (batch, tokens) and zero off the mask."""
+            batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "use_cache": False}
+            outputs = model(**batch)
+            labels = inputs["labels"][:, 1:]
+            mask = labels != -100
+            logp_vocab = torch.log_softmax(outputs.logits[:, :-1][mask].float(), -1)  # (response tokens, vocab)
+            with torch.no_grad():
+                base_logits = self.base_model(**batch).logits[:, :-1][mask]
+            kl = objectives.kl_to_base(logp_vocab, torch.log_softmax(base_logits.float(), -1))
+
+            def per_token(values):
+                return values.new_zeros(mask.shape).masked_scatter(mask, values)
+
+            logp = per_token(logp_vocab.gather(1, labels[mask][:, None]).squeeze(1))
+            top1 = per_token((logp_vocab.argmax(-1) == labels[mask]).float())
+            return outputs, logp, mask, top1, per_token(kl)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "train_loss" in logs:  # the end-of-training record: the run's loss, not only this call's steps
@@ -250,6 +278,15 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     per_device = hparams["per_device_batch_size"]
     accumulation = gradient_accumulation(hparams["global_batch_size"], per_device, world)
     use_bf16 = bf16_autocast(hparams.get("bf16", False))
+    # The base model's copies load before the Trainer's arguments start the process group: FSDP's rank-0-only
+    # loading (`fsdp_cpu_ram_efficient_loading`) and ZeRO-3's partitioned init then leave them whole on every rank.
+    objective = objectives.get(hparams["loss"])
+    base_model = (load_base_model(model, revision, torch.bfloat16 if use_bf16 else MASTER_DTYPE)
+                  if objectives.BASE_MODEL in objective.needs else None)
+    cache = base_logprobs_cache(Path(work_dir), encoded) if BASE_LOGPROBS in objective.needs else None
+    if cache and not cache.exists():  # before the first step; a resumed job reads the cache
+        score_share(model, revision, encoded, WeightedCollator(tokenizer.pad_token_id), per_device, use_bf16,
+                    Path(work_dir))
     config = SFTConfig(
         output_dir=work_dir, learning_rate=hparams["learning_rate"], num_train_epochs=hparams["epochs"],
         max_steps=hparams.get("max_steps") or -1,
@@ -269,9 +306,11 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
     trainer = _trainer_class()(
         model=network, args=config, train_dataset=encoded, processing_class=tokenizer,
         data_collator=WeightedCollator(tokenizer.pad_token_id), loss=hparams["loss"],
-        is_clip=hparams.get("is_clip", 2.0), expert_weight=hparams.get("is_expert_weight", "dft"),
+        loss_args=objectives.resolve_args(hparams["loss"], hparams, hparams.get("loss_args")), base_model=base_model,
         callbacks=[check, _checkpoints_close_logging_windows(), *callbacks],
     )
+    if BASE_LOGPROBS in objective.needs:
+        trainer.train_dataset = encoded.add_column(BASE_LOGPROBS, merged_base_logprobs(cache, trainer))
     last = get_last_checkpoint(work_dir) if Path(work_dir).is_dir() else None
     if last:
         log.info("resuming training from %s", last)
@@ -281,6 +320,97 @@ def train(dataset_path: str, model: str, output_dir: str, work_dir: str, hparams
                "rows": len(rows), "mixed_precision": "bf16" if use_bf16 else "no", "master_weights": check.dtypes}
     publish(trainer, tokenizer, output_dir, summary)
     return summary
+
+
+def local_device() -> torch.device:
+    """This process's device before the Trainer sets it up: its GPU (`LOCAL_RANK` under `accelerate launch`)."""
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device(
+        "cpu")
+
+
+def load_base_model(model: str, revision: str | None, dtype: torch.dtype):
+    """A frozen copy of the initial model on this process's device: eval mode, no gradient. For asft it runs
+    forward at every step in bf16 weights when training computes in bf16 (under the same autocast), fp32 otherwise:
+    one whole copy per GPU, also under FSDP/DeepSpeed (README "Objectives": its cost)."""
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=dtype)
+    return base.eval().requires_grad_(False).to(local_device())
+
+
+def score_base_logprobs(model, examples: list[dict[str, Any]], collator, batch_size: int, bf16: bool
+                        ) -> list[list[float]]:
+    """`model`'s log-prob of every label of `examples` (encoded rows), no gradient, under the training's autocast:
+    one list per row aligned with its input_ids like `behaviour_logprobs` (0.0 at position 0 and prompt positions).
+    Only the labels' log-probs are computed (TRL's fused LM head), never the full-vocabulary logits."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    add_fused_lm_head(model)
+    device = next(model.parameters()).device
+    scores = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            batch = {key: value.to(device) for key, value in collator(chunk).items()}
+            outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            labels=batch["labels"], fused_lm_head=True, use_cache=False)
+            for row, example in zip(outputs.log_probs.float().cpu(), chunk):
+                scores.append([0.0, *row[:len(example["input_ids"]) - 1].tolist()])
+    return scores
+
+
+def score_share(model: str, revision: str | None, encoded, collator, batch_size: int, bf16: bool, work_dir: Path
+                ) -> None:
+    """This process's share of the base model's scores (rows rank::world), with a fresh copy of the initial model
+    in the training's precision (fp32 weights, bf16 autocast when asked), into a part file of `work_dir`."""
+    import pandas as pd
+
+    from mindthegap.io import write_parquet
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    mine = list(range(rank, len(encoded), world))
+    scorer = load_base_model(model, revision, MASTER_DTYPE)
+    scores = score_base_logprobs(scorer, [encoded[i] for i in mine], collator, batch_size, bf16)
+    del scorer
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    write_parquet(pd.DataFrame({"index": mine, BASE_LOGPROBS: scores}), _part(work_dir, rank, world))
+    log.info("scored the base model's log-probs of %d rows (share %d of %d)", len(mine), rank, world)
+
+
+def merged_base_logprobs(cache: Path, trainer) -> list[list[float]]:
+    """The base model's per-token log-probs of every training row, from `cache` (in the job's work dir, named by a
+    fingerprint of the encoded rows: other rows are scored anew). When absent, every process has just written its
+    share (`score_share`): process zero merges them into `cache` once all have. A resumed job reads `cache`."""
+    import pandas as pd
+
+    from mindthegap.io import read_parquet, write_parquet
+
+    if not cache.exists():
+        world = trainer.args.world_size
+        trainer.accelerator.wait_for_everyone()
+        if trainer.args.process_index == 0:
+            parts = [_part(cache.parent, rank, world) for rank in range(world)]
+            write_parquet(pd.concat(map(read_parquet, parts)).sort_values("index")[[BASE_LOGPROBS]], cache)
+            for path in parts:
+                path.unlink()
+        trainer.accelerator.wait_for_everyone()
+    log.info("base model log-probs from %s", cache)
+    return [list(map(float, row)) for row in read_parquet(cache)[BASE_LOGPROBS]]
+
+
+def _part(work_dir: Path, rank: int, world: int) -> Path:
+    return work_dir / f"base_logprobs.part-{rank}-of-{world}.parquet"
+
+
+def base_logprobs_cache(work_dir: Path, encoded) -> Path:
+    """Where the base model's scores of these rows live: named by a hash of their token ids, row by row."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for ids in encoded["input_ids"]:
+        digest.update(b",".join(str(i).encode() for i in ids) + b";")
+    return work_dir / f"base_logprobs-{digest.hexdigest()[:16]}.parquet"
 
 
 def optimizer_dtypes(optimizer) -> list[str]:
