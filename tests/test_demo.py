@@ -14,8 +14,6 @@ import pytest
 from helpers import ROOT, load_config, plan_jobs
 
 pytestmark = pytest.mark.slow
-# nats a token by which the kept responses beat the expert solutions under the base model (measured: far more)
-GAP_MARGIN = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -121,19 +119,6 @@ def test_partial_rerun_after_one_training_change(demo_run):
     assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate",
                                                                                     "policy_gap"))} == {
         "dr_dft"}
-
-
-def test_expert_demonstrations_are_off_policy(demo_run):
-    """The mechanism's precondition (the policy-gap stage's rows): under the base model the expert's solutions are
-    less likely, by a margin in mean token log-prob, than the kept self and guided responses, on the same problems
-    and against the expert rows."""
-    from mindthegap.experiment import gap_by_source
-
-    gap = gap_by_source(pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet"))
-    for source in ("self", "guided"):
-        assert gap[source]["rows"] > 0, gap
-        assert gap[source]["logratio"] > GAP_MARGIN, (source, gap)  # same problems: own response vs the expert's
-        assert gap[source]["kept_logprob_mean"] > gap["expert"]["kept_logprob_mean"] + GAP_MARGIN, (source, gap)
 
 
 def declared_report_files(cfg: dict, workdir: Path) -> set[str]:
