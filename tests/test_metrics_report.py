@@ -215,8 +215,8 @@ def test_report_rule_gets_extensions_model_names_and_the_papers_table(tmp_path, 
     jobs = plan_jobs({**paper_config(), "extensions": True}, tmp_path)
     report = {job.wildcards.model: job for job in jobs if job.rule.name == "report"}
     qwen = report["qwen25_math_7b"]
-    assert qwen.params.extensions == ["dr_is", "dr_self_dft", "dr_guided_dft", "power", "dr_power", "asft", "dr_asft",
-                                      "psft", "dr_psft"]
+    assert qwen.params.extensions == ["dr_is", "dr_self_dft", "dr_guided_dft", "mtg_sft", "mtg_dft", "power",
+                                      "dr_power", "asft", "dr_asft", "psft", "dr_psft"]
     assert qwen.params.model_names == ["qwen25_math_7b", "Qwen/Qwen2.5-Math-7B"]
     assert qwen.input.paper == str(PAPER_CSV)
     papers = read_paper_results(PAPER_CSV)
