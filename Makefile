@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: install vllm-venv demo experiment rehearsal test test-fast dry-run gpu-check clean-demo
+.PHONY: install vllm-venv demo rehearsal test test-fast dry-run gpu-check clean-demo
 
 install: $(VENV)/.installed
 
@@ -32,11 +32,6 @@ demo: install
 	$(SNAKEMAKE) --profile profiles/local --configfile config/demo.yaml
 	@cat results/demo/tables/tiny.md
 	@for f in results/demo/datasets/tiny/round*/rewritten.stats.json; do echo "$$f sources:" && $(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1]))['sources'])" $$f; done
-
-## experiment: the demo under 3 seeds (data, sampling, training), aggregated: accuracy per method with intervals,
-## the policy gap per source, the token-weight variance per source (results/experiment/{table.md,summary.json})
-experiment: install
-	$(BIN)/python -m mindthegap.experiment
 
 ## test: the whole test suite (the SLURM tests start a local cluster; they need root)
 test: install

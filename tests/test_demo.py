@@ -14,8 +14,6 @@ import pytest
 from helpers import ROOT, load_config, plan_jobs
 
 pytestmark = pytest.mark.slow
-# nats a token by which the kept responses beat the expert solutions under the base model (measured: far more)
-GAP_MARGIN = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +67,8 @@ def test_rewritten_dataset_has_all_three_sources(demo_run):
 def test_policy_gap(demo_run):
     """One scored row per rewritten row; self rows' log-ratio ~0 (sampled on the training prompt, temperature 1),
     guided rows' not (sampled on the hint prompt); the summary per source; each checkpoint's shift."""
-    dataset = pd.read_parquet(demo_run / "datasets/tiny/round1/rewritten.parquet")  # round 1: the paper's offline rewriting
+    # round 1's data: the paper's offline rewriting
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/round1/rewritten.parquet")
     rows = pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet")
     summary = json.loads((demo_run / "policy_gap/tiny/summary.json").read_text())
     assert rows["id"].tolist() == dataset["id"].tolist() and rows["source"].tolist() == dataset["source"].tolist()
@@ -157,20 +156,6 @@ def test_a_round_two_setting_reruns_round_two_only(demo_run, rewrite):
     if "round_policy" in rewrite:  # another sampler: round 2 is sampled, verified and rewritten again
         expected |= {"sample", "verify", "split_self", "rewrite"}
     assert set(names) == expected
-
-
-
-def test_expert_demonstrations_are_off_policy(demo_run):
-    """The mechanism's precondition (the policy-gap stage's rows): under the base model the expert's solutions are
-    less likely, by a margin in mean token log-prob, than the kept self and guided responses, on the same problems
-    and against the expert rows."""
-    from mindthegap.experiment import gap_by_source
-
-    gap = gap_by_source(pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet"))
-    for source in ("self", "guided"):
-        assert gap[source]["rows"] > 0, gap
-        assert gap[source]["logratio"] > GAP_MARGIN, (source, gap)  # same problems: own response vs the expert's
-        assert gap[source]["kept_logprob_mean"] > gap["expert"]["kept_logprob_mean"] + GAP_MARGIN, (source, gap)
 
 
 def declared_report_files(cfg: dict, workdir: Path) -> set[str]:
