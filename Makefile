@@ -31,7 +31,7 @@ $(VLLM_VENV)/.installed: envs/sampling.yaml pyproject.toml | install
 demo: install
 	$(SNAKEMAKE) --profile profiles/local --configfile config/demo.yaml
 	@cat results/demo/tables/tiny.md
-	@echo "rewritten dataset sources:" && cat results/demo/datasets/tiny/rewritten.stats.json | $(BIN)/python -c "import json,sys; print(json.load(sys.stdin)['sources'])"
+	@for f in results/demo/datasets/tiny/round*/rewritten.stats.json; do echo "$$f sources:" && $(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1]))['sources'])" $$f; done
 
 ## test: the whole test suite (the SLURM tests start a local cluster; they need root)
 test: install

@@ -2,6 +2,7 @@
 import copy
 import json
 import os
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -35,9 +36,56 @@ wildcard_constraints:
     phase="self|guided",
     variant="expert|rewritten|self_expert|guided_expert",
     scatteritem=r"\d+-of-\d+",
+    round=r"\d+",
+    seed=r"\d+",
+    # "base", or round{r}/{method}/seed{s} (mindthegap.rounds.run_id)
+    run=rf"base|round\d+/({'|'.join(config['methods'])})/seed\d+",
 
 
 RESULTS = config["results_dir"]
+
+
+# --- paths of the per-round and per-seed outputs (README "Outputs"; the defaults leave the wildcards in) ----------
+
+
+def samples_file(model="{model}", round="{round}", phase="{phase}", item="{scatteritem}"):
+    return f"{RESULTS}/samples/{model}/round{round}/{phase}/{item}.parquet"
+
+
+def verified_file(model="{model}", round="{round}", phase="{phase}", item="{scatteritem}"):
+    return f"{RESULTS}/verified/{model}/round{round}/{phase}/{item}.parquet"
+
+
+def split_file(model="{model}", round="{round}", kind="{kind}"):
+    """The problems the policy of the round solved on its own (kind correct) or not (failed)."""
+    return f"{RESULTS}/splits/{model}/round{round}/self.{kind}.ids"
+
+
+def dataset_file(model="{model}", round="{round}", variant="{variant}"):
+    return f"{RESULTS}/datasets/{model}/round{round}/{variant}.parquet"
+
+
+def dataset_stats_file(model="{model}", round="{round}", variant="{variant}"):
+    return f"{RESULTS}/datasets/{model}/round{round}/{variant}.stats.json"
+
+
+def checkpoint_dir(model="{model}", round="{round}", method="{method}", seed="{seed}"):
+    return f"{RESULTS}/checkpoints/{model}/round{round}/{method}/seed{seed}"
+
+
+def run_id(round, method, seed):
+    """`base`, or `round{r}/{method}/seed{s}`: one evaluated model (mindthegap.rounds)."""
+    from mindthegap.rounds import run_id as make_id
+
+    return make_id(round, method, seed)
+
+
+def eval_dir(model="{model}", run="{run}"):
+    return f"{RESULTS}/eval/{model}/{run}"
+
+
+def metrics_file(model="{model}", run="{run}", bench="{bench}"):
+    return f"{eval_dir(model, run)}/{bench}/metrics.json"
 
 
 def canonical(value):
@@ -237,9 +285,9 @@ def guided_template():
 
 
 def sample_inputs(wildcards):
-    inputs = {"problems": problems_file(), "model": model_input(wildcards)}
+    inputs = {"problems": problems_file(), "model": policy_input(wildcards)}
     if wildcards.phase == "guided":  # re-solve only what the model failed on its own
-        inputs["failed"] = f"{RESULTS}/splits/{wildcards.model}/self.failed.ids"
+        inputs["failed"] = split_file(wildcards.model, wildcards.round, "failed")
     return inputs
 
 
@@ -288,8 +336,8 @@ def prompt_spec(wildcards):
 
 
 def verified_shards(phase):
-    # gather.sample() fills {scatteritem}; {model} reaches it doubled ({{model}}) and stays a wildcard
-    return gather.sample(f"{RESULTS}/verified/{{{{model}}}}/{phase}/{{scatteritem}}.parquet")
+    # gather.sample() fills {scatteritem}; {model} and {round} reach it doubled and stay wildcards
+    return gather.sample(verified_file("{{model}}", "{{round}}", phase, "{scatteritem}"))
 
 
 # --- rewriting and training -------------------------------------------------------------------------------
@@ -310,8 +358,76 @@ def trained_methods():
     return [m for m in planned_methods() if "data" in config["methods"][m]]
 
 
-def dataset_variants():
-    return sorted({config["methods"][m]["data"] for m in trained_methods()})
+def rounds():
+    """1 .. rewrite.rounds (1 = the paper: one offline rewriting round)."""
+    return list(range(1, config["rewrite"]["rounds"] + 1))
+
+
+def training_seeds():
+    return list(config["training"]["seeds"])
+
+
+def methods_by_round():
+    """round -> the methods trained in it (mindthegap.rounds); a setting that cannot be planned stops the plan."""
+    from mindthegap.rounds import methods_by_round as plan
+
+    try:
+        return plan(config["rewrite"], config["methods"], trained_methods())
+    except ValueError as error:
+        raise WorkflowError(f"{', '.join(config_sources())}: {error}") from None
+
+
+ROUND_METHODS = methods_by_round()
+
+
+def round_methods(round):
+    return ROUND_METHODS[int(round)]
+
+
+def round_variants(round):
+    """The dataset variants built in a round: those of the methods it trains."""
+    return sorted({config["methods"][m]["data"] for m in round_methods(round)})
+
+
+def trained_runs():
+    """(round, method, seed) of every training job, in report order: round, then config order, then seed."""
+    return [(r, m, s) for r in rounds() for m in round_methods(r) for s in training_seeds()]
+
+
+def planned_runs():
+    """Every evaluated model: `base` once, then each trained run (mindthegap.rounds.run_id)."""
+    runs = [run_id(0, "base", None)] if "base" in planned_methods() else []
+    return runs + [run_id(*run) for run in trained_runs()]
+
+
+def checkpoint_or_base(model, run):
+    """Input, path and revision of a model that is the base model (run None) or a checkpoint of a run."""
+    wildcards = SimpleNamespace(model=model)
+    if run is None:
+        return model_input(wildcards), model_path(wildcards), model_revision(wildcards)
+    directory = checkpoint_dir(model, run.round, run.method, run.seed)
+    return [directory], directory, None
+
+
+def policy(wildcards):
+    """The model that samples round {round}: the base model in round 1, else the round r-1 checkpoint of
+    `rewrite.round_policy` (mindthegap.rounds.policy_run)."""
+    from mindthegap.rounds import policy_run
+
+    run = policy_run(int(wildcards.round), config["rewrite"], training_seeds())
+    return checkpoint_or_base(wildcards.model, run)
+
+
+def policy_input(wildcards):
+    return policy(wildcards)[0]
+
+
+def policy_path(wildcards):
+    return policy(wildcards)[1]
+
+
+def policy_revision(wildcards):
+    return policy(wildcards)[2]
 
 
 def rewrite_inputs(wildcards):
@@ -323,17 +439,52 @@ def rewrite_inputs(wildcards):
     return inputs
 
 
+def training_data_file(model, round, variant):
+    """The dataset a method of `variant` trains on in a round: the round's rewritten/expert data, or the authors'
+    released data (one file per model, the same in every round: rules/rewrite.smk `released`)."""
+    if variant == "released":
+        return f"{RESULTS}/datasets/{model}/released.parquet"
+    return dataset_file(model, round, variant)
+
+
+def training_data_stats_file(model, round, variant):
+    return training_data_file(model, round, variant).replace(".parquet", ".stats.json")
+
+
 def training_dataset(wildcards):
-    return f"{RESULTS}/datasets/{wildcards.model}/{config['methods'][wildcards.method]['data']}.parquet"
+    return training_data_file(wildcards.model, wildcards.round, config["methods"][wildcards.method]["data"])
+
+
+def training_init(wildcards):
+    """What a training job starts from: the base model, or with `rewrite.round_init: previous` (rounds >= 2) the
+    same method and seed of the previous round (mindthegap.rounds.init_run)."""
+    from mindthegap.rounds import Run, init_run
+
+    run = Run(int(wildcards.round), wildcards.method, int(wildcards.seed))
+    return checkpoint_or_base(wildcards.model, init_run(run, config["rewrite"]))
+
+
+def training_init_input(wildcards):
+    return training_init(wildcards)[0]
+
+
+def training_init_path(wildcards):
+    return training_init(wildcards)[1]
+
+
+def training_init_revision(wildcards):
+    return training_init(wildcards)[2]
 
 
 def training_hparams(wildcards):
     """The method's full hyper-parameters: shared `training` values, its own overrides, its objective and the
-    objective's resolved arguments (`loss_args`, absent for an objective without any): a change of any retrains."""
+    objective's resolved arguments (`loss_args`, absent for an objective without any), and the run's seed (one of
+    `training.seeds`: adding a seed adds runs, it never retrains the others). A change of any retrains."""
     from mindthegap.objectives import resolve_args
 
     method = config["methods"][wildcards.method]
-    hparams = {**config["training"], **method.get("training", {}), "loss": method["loss"]}
+    shared = {key: value for key, value in config["training"].items() if key != "seeds"}
+    hparams = {**shared, **method.get("training", {}), "loss": method["loss"], "seed": int(wildcards.seed)}
     loss_args = resolve_args(method["loss"], hparams, method.get("loss_args"))
     return {**hparams, "loss_args": loss_args} if loss_args else hparams
 
@@ -353,20 +504,30 @@ def training_layout(wildcards):
 # --- evaluation and report --------------------------------------------------------------------------------
 
 
+def evaluated_model(wildcards):
+    from mindthegap.rounds import parse_run
+
+    run = parse_run(wildcards.run)
+    return checkpoint_or_base(wildcards.model, None if run.method == "base" else run)
+
+
 def run_model_input(wildcards):
-    if wildcards.method == "base":
-        return model_input(wildcards)
-    return [f"{RESULTS}/checkpoints/{wildcards.model}/{wildcards.method}"]
+    return evaluated_model(wildcards)[0]
 
 
 def run_model_path(wildcards):
-    if wildcards.method == "base":
-        return model_path(wildcards)
-    return f"{RESULTS}/checkpoints/{wildcards.model}/{wildcards.method}"
+    return evaluated_model(wildcards)[1]
 
 
 def run_model_revision(wildcards):
-    return model_revision(wildcards) if wildcards.method == "base" else None
+    return evaluated_model(wildcards)[2]
+
+
+def run_fields(wildcards):
+    """Method, round and seed of the evaluated run: recorded in its metrics.json for the tables."""
+    from mindthegap.rounds import parse_run
+
+    return parse_run(wildcards.run)._asdict()
 
 
 def harness_stop_strings():
@@ -385,7 +546,7 @@ def evaluation_prompt(wildcards):
 
 def evaluation_judge_inputs(wildcards):
     """Every shard's samples of every benchmark of one run, and the benchmarks' gold answers."""
-    run = f"{RESULTS}/eval/{wildcards.model}/{wildcards.method}"
+    run = eval_dir(wildcards.model, wildcards.run)
     return {
         "samples": [path for bench in config["benchmarks"]
                     for path in gather.evaluate(f"{run}/samples/{{scatteritem}}/{bench}.parquet")],
@@ -397,27 +558,55 @@ def evaluation_judge_outputs():
     """Per benchmark: its verdicts and metrics (what the tables read), from one judging job per run."""
     outputs = {}
     for bench in config["benchmarks"]:
-        outputs[f"verdicts_{bench}"] = f"{RESULTS}/eval/{{model}}/{{method}}/{bench}/verdicts.parquet"
-        outputs[f"metrics_{bench}"] = f"{RESULTS}/eval/{{model}}/{{method}}/{bench}/metrics.json"
+        outputs[f"verdicts_{bench}"] = f"{eval_dir()}/{bench}/verdicts.parquet"
+        outputs[f"metrics_{bench}"] = metrics_file(bench=bench)
     return outputs
 
 
 def evaluation_sample_outputs():
     """One samples file per benchmark for each evaluation shard: a shard's job samples all benchmarks."""
-    return {bench: f"{RESULTS}/eval/{{model}}/{{method}}/samples/{{scatteritem}}/{bench}.parquet"
-            for bench in config["benchmarks"]}
+    return {bench: f"{eval_dir()}/samples/{{scatteritem}}/{bench}.parquet" for bench in config["benchmarks"]}
+
+
+def stats_rounds():
+    """(round, variant) of every rewritten dataset (not the expert data): the report's source composition."""
+    return [(r, v) for r in rounds() for v in round_variants(r) if v != "expert"]
 
 
 def report_inputs(wildcards):
+    model = wildcards.model
     return {
-        "metrics": expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/metrics.json",
-                          method=planned_methods(), bench=list(config["benchmarks"])),
-        "checkpoints": expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods()),
+        "metrics": [metrics_file(model, run, bench) for run in planned_runs() for bench in config["benchmarks"]],
+        "checkpoints": [checkpoint_dir(model, *run) for run in trained_runs()],
+        "stats": [training_data_stats_file(model, r, v) for r, v in stats_rounds()],
     }
+
+
+def report_checkpoint_runs(wildcards):
+    """The run of each checkpoint input, in the same order."""
+    return [run_id(*run) for run in trained_runs()]
+
+
+def report_stats_rounds(wildcards):
+    """The (round, variant) of each stats input, in the same order."""
+    return [[r, v] for r, v in stats_rounds()]
+
+
+def report_rounds(wildcards):
+    """What the tables say about the rounds: how many, who sampled them, how they trained."""
+    cfg = config["rewrite"]
+    return {"rounds": cfg["rounds"], "policy": cfg["round_policy"] if cfg["rounds"] > 1 else None,
+            "init": cfg["round_init"] if cfg["rounds"] > 1 else None, "seeds": training_seeds()}
 
 
 def method_labels():
     return {method: config["methods"][method]["label"] for method in planned_methods()}
+
+
+def method_specs():
+    """Label and dataset variant of each planned method: the by-round table names the data each run trained on."""
+    return {m: {"label": config["methods"][m]["label"], "data": config["methods"][m].get("data", "")}
+            for m in planned_methods()}
 
 
 def extension_methods():
@@ -430,9 +619,15 @@ def model_names(wildcards):
     return [wildcards.model, model_cfg(wildcards.model).get("path")]
 
 
-def uses_rewriting():
-    """Whether a planned method trains on rewritten data (so sampling and rewriting run at all)."""
-    return any(config["methods"][m]["data"] != "expert" for m in trained_methods())
+def policy_gap_file(model="{model}", name="{name}"):
+    """One table of the policy-gap stage under the base model (rows.parquet, summary.json): round 1's rewritten
+    dataset, the paper's offline rewriting (rules/gap.smk)."""
+    return f"{RESULTS}/policy_gap/{model}/{name}"
+
+
+def policy_gap_checkpoint_file(model="{model}", run="{run}", ext="{ext}"):
+    """The same rows scored under one trained run's checkpoint (`run`: round{r}/{method}/seed{s})."""
+    return f"{RESULTS}/policy_gap/{model}/checkpoints/{run}.{ext}"
 
 
 def policy_gap_outputs(models):
@@ -442,10 +637,10 @@ def policy_gap_outputs(models):
     ours = {"rewritten", "self_expert", "guided_expert"}  # the variants built from our own sampling
     if not (config["policy_gap"]["enabled"] and any(config["methods"][m]["data"] in ours for m in trained_methods())):
         return []
-    outputs = expand(f"{RESULTS}/policy_gap/{{model}}/{{file}}", model=models, file=["rows.parquet", "summary.json"])
+    outputs = [policy_gap_file(model, name) for model in models for name in ("rows.parquet", "summary.json")]
     if config["policy_gap"]["checkpoints"]:
-        outputs += expand(f"{RESULTS}/policy_gap/{{model}}/checkpoints/{{method}}.{{ext}}", model=models,
-                          method=trained_methods(), ext=["parquet", "json"])
+        outputs += [policy_gap_checkpoint_file(model, run_id(*run), ext) for model in models
+                    for run in trained_runs() for ext in ("parquet", "json")]
     return outputs
 
 
@@ -464,8 +659,14 @@ def policy_gap_input(wildcards):
 
 def policy_gap_checkpoint_summaries(wildcards):
     """The policy-gap summaries under each trained checkpoint (`policy_gap.checkpoints`), else none."""
-    return [path for path in policy_gap_outputs([wildcards.model])
-            if os.path.basename(os.path.dirname(path)) == "checkpoints" and path.endswith(".json")]
+    if not policy_gap_tables(wildcards.model) or not config["policy_gap"]["checkpoints"]:
+        return []
+    return [policy_gap_checkpoint_file(wildcards.model, run_id(*run), "json") for run in trained_runs()]
+
+
+def policy_gap_checkpoint_runs(wildcards):
+    """The run of each checkpoint summary input, in the same order."""
+    return [run_id(*run) for run in trained_runs()] if policy_gap_checkpoint_summaries(wildcards) else []
 
 
 def report_labels(what):
@@ -475,9 +676,10 @@ def report_labels(what):
 
 
 def evaluation_files(wildcards, name):
-    """One file (metrics.json, verdicts.parquet) of every evaluated run of one model, all benchmarks."""
-    return expand(f"{RESULTS}/eval/{wildcards.model}/{{method}}/{{bench}}/{name}", method=planned_methods(),
-                  bench=list(config["benchmarks"]))
+    """One file (metrics.json, verdicts.parquet) of every evaluated run of one model, all benchmarks, in the order
+    of `evaluated_runs()` (each run's benchmarks in config order)."""
+    return [f"{eval_dir(wildcards.model, run)}/{bench}/{name}" for run in planned_runs()
+            for bench in config["benchmarks"]]
 
 
 def evaluation_metric_files(wildcards):
@@ -488,15 +690,44 @@ def evaluation_verdict_files(wildcards):
     return evaluation_files(wildcards, "verdicts.parquet")
 
 
+def run_labels():
+    """Every evaluated run (`planned_runs()`) -> its label: the method's, its round when >= 2, its seed when there
+    are several (mindthegap.report.run_label); what the figures and detail tables name a run."""
+    from mindthegap.report import run_label
+    from mindthegap.rounds import parse_run
+
+    labels = method_labels()
+    return {run: run_label(labels, parse_run(run), with_seed=len(training_seeds()) > 1) for run in planned_runs()}
+
+
+def extension_runs():
+    """The runs of our extension methods: the figures and tables label them "(ours)"."""
+    from mindthegap.rounds import parse_run
+
+    return [run for run in planned_runs() if parse_run(run).method in extension_methods()]
+
+
+def source_datasets():
+    """(round, variant) of every training dataset (each round's variants; the released data once, as round 1):
+    the data-per-source table and figure."""
+    return [(r, v) for r in rounds() for v in round_variants(r) if not (v == "released" and r > 1)]
+
+
+def source_labels():
+    """The name of each of `source_datasets()`: the variant, with its round when >= 2."""
+    from mindthegap.report import round_label
+
+    return [round_label(variant, r) for r, variant in source_datasets()]
+
+
 def dataset_stats_files(wildcards):
-    return expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.stats.json", variant=dataset_variants())
+    return [training_data_stats_file(wildcards.model, r, v) for r, v in source_datasets()]
 
 
 def source_inputs(wildcards):
-    """The training datasets of one model (rows and stats, in `dataset_variants()` order) and, when the
+    """The training datasets of one model (rows and stats, in `source_datasets()` order) and, when the
     policy-gap stage runs, its summary."""
-    inputs = {"datasets": expand(f"{RESULTS}/datasets/{wildcards.model}/{{variant}}.parquet",
-                                 variant=dataset_variants()),
+    inputs = {"datasets": [training_data_file(wildcards.model, r, v) for r, v in source_datasets()],
               "stats": dataset_stats_files(wildcards)}
     summary = [path for path in policy_gap_tables(wildcards.model) if path.endswith(".json")]
     if summary:
@@ -505,7 +736,7 @@ def source_inputs(wildcards):
 
 
 def trained_checkpoints(wildcards):
-    return expand(f"{RESULTS}/checkpoints/{wildcards.model}/{{method}}", method=trained_methods())
+    return [checkpoint_dir(wildcards.model, *run) for run in trained_runs()]
 
 
 def report_outputs(model):
@@ -518,7 +749,8 @@ def report_outputs(model):
         figures.append("policy_gap")
     tables = ["", ".evaluation"] + ([".sources"] if trained_methods() else [])
     return (expand(f"{RESULTS}/figures/{model}/{{figure}}.{{ext}}", figure=figures, ext=["png", "svg"])
-            + expand(f"{RESULTS}/tables/{model}{{table}}.{{ext}}", table=tables, ext=["md", "csv", "tex", "html"]))
+            + expand(f"{RESULTS}/tables/{model}{{table}}.{{ext}}", table=tables, ext=["md", "csv", "tex", "html"])
+            + [f"{RESULTS}/tables/{model}.rounds.{ext}" for ext in ("csv", "json")])
 
 
 def get_final_output():
@@ -526,9 +758,7 @@ def get_final_output():
     outputs = [path for model in models for path in report_outputs(model)]
     outputs.append(f"{RESULTS}/manifest.json")
     outputs += [contamination_file()] + [contamination_file().replace(".json", ext) for ext in (".md", ".html")]
-    if uses_rewriting():
-        outputs += expand(f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json", model=models,
-                          variant=dataset_variants())
+    outputs += [training_data_stats_file(model, r, v) for model in models for r, v in source_datasets()]
     return outputs + policy_gap_outputs(models)
 
 

@@ -1,6 +1,6 @@
 # n samples per benchmark problem from the base model or a checkpoint, judged; avg@n per benchmark.
-# One sampling job per (model, method, shard) covers every benchmark with one model load (mindthegap.evaluation);
-# one CPU job per (model, method) judges them all; verdicts and metrics stay per benchmark.
+# One sampling job per (model, run, shard) covers every benchmark with one model load (mindthegap.evaluation);
+# one CPU job per (model, run) judges them all; verdicts and metrics stay per benchmark.
 
 
 rule evaluate_sample:
@@ -10,9 +10,9 @@ rule evaluate_sample:
     output:
         **evaluation_sample_outputs(),
     log:
-        f"{RESULTS}/logs/evaluate_sample/{{model}}/{{method}}/{{scatteritem}}.log",
+        f"{RESULTS}/logs/evaluate_sample/{{model}}/{{run}}/{{scatteritem}}.log",
     benchmark:
-        f"{RESULTS}/timings/evaluate_sample/{{model}}/{{method}}/{{scatteritem}}.tsv"
+        f"{RESULTS}/timings/evaluate_sample/{{model}}/{{run}}/{{scatteritem}}.tsv"
     params:
         model=run_model_path,
         revision=run_model_revision,
@@ -22,7 +22,7 @@ rule evaluate_sample:
         prompt=evaluation_prompt,
         chunk_size=config["evaluation"]["chunk_size"],
         benchmarks=list(config["benchmarks"]),
-        work=f"{RESULTS}/work/eval/{{model}}/{{method}}/{{scatteritem}}.parquet",
+        work=f"{RESULTS}/work/eval/{{model}}/{{run}}/{{scatteritem}}.parquet",
     threads: 2
     resources:
         gpu=sampling_gpus("evaluation"),
@@ -45,9 +45,10 @@ rule evaluate_judge:
     output:
         **evaluation_judge_outputs(),
     log:
-        f"{RESULTS}/logs/evaluate_judge/{{model}}/{{method}}.log",
+        f"{RESULTS}/logs/evaluate_judge/{{model}}/{{run}}.log",
     params:
         benchmarks=list(config["benchmarks"]),
+        run=run_fields,
         timeout=config["grader"]["timeout"],
         stop_strings=harness_stop_strings(),
     threads: config["grader"]["workers"]

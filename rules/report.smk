@@ -15,13 +15,19 @@ rule report:
         latex=f"{RESULTS}/tables/{{model}}.tex",
         html=report(f"{RESULTS}/tables/{{model}}.html", caption="../report/table.rst", category="Evaluation",
                     subcategory="{model}", labels=report_labels("results table")),
+        rounds_csv=f"{RESULTS}/tables/{{model}}.rounds.csv",
+        rounds_json=f"{RESULTS}/tables/{{model}}.rounds.json",
     log:
         f"{RESULTS}/logs/report/{{model}}.log",
     params:
         methods=method_labels(),
+        method_specs=method_specs(),
         extensions=extension_methods(),
         model_names=model_names,
         benchmarks=list(config["benchmarks"]),
+        checkpoint_runs=report_checkpoint_runs,
+        stats_rounds=report_stats_rounds,
+        rounds=report_rounds,
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -42,8 +48,8 @@ rule evaluation_table:
     log:
         f"{RESULTS}/logs/report/{{model}}.evaluation.log",
     params:
-        methods=method_labels(),
-        extensions=extension_methods(),
+        methods=run_labels(),
+        extensions=extension_runs(),
         benchmarks=list(config["benchmarks"]),
     localrule: True
     conda:
@@ -64,7 +70,7 @@ rule source_table:
     log:
         f"{RESULTS}/logs/report/{{model}}.sources.log",
     params:
-        variants=dataset_variants(),
+        variants=source_labels(),
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -85,6 +91,8 @@ rule figure_accuracy:
     params:
         methods=method_labels(),
         extensions=extension_methods(),
+        runs=run_labels(),
+        run_extensions=extension_runs(),
         model_names=model_names,
         benchmarks=list(config["benchmarks"]),
     localrule: True
@@ -104,8 +112,8 @@ rule figure_pass_at_k:
     log:
         f"{RESULTS}/logs/figures/{{model}}.pass_at_k.log",
     params:
-        methods=method_labels(),
-        extensions=extension_methods(),
+        runs=run_labels(),
+        run_extensions=extension_runs(),
         benchmarks=list(config["benchmarks"]),
     localrule: True
     conda:
@@ -124,7 +132,7 @@ rule figure_sources:
     log:
         f"{RESULTS}/logs/figures/{{model}}.sources.log",
     params:
-        variants=dataset_variants(),
+        variants=source_labels(),
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -143,8 +151,9 @@ rule figure_policy_gap:
     log:
         f"{RESULTS}/logs/figures/{{model}}.policy_gap.log",
     params:
-        methods=method_labels(),
-        extensions=extension_methods(),
+        runs=run_labels(),
+        run_extensions=extension_runs(),
+        checkpoint_runs=policy_gap_checkpoint_runs,
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -162,8 +171,9 @@ rule figure_training:
     log:
         f"{RESULTS}/logs/figures/{{model}}.training.log",
     params:
-        methods=method_labels(),
-        extensions=extension_methods(),
+        runs=run_labels(),
+        run_extensions=extension_runs(),
+        checkpoint_runs=report_checkpoint_runs,
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -6,10 +6,10 @@ rule rewrite:
     input:
         unpack(rewrite_inputs),
     output:
-        dataset=f"{RESULTS}/datasets/{{model}}/{{variant}}.parquet",
-        stats=f"{RESULTS}/datasets/{{model}}/{{variant}}.stats.json",
+        dataset=dataset_file(),
+        stats=dataset_stats_file(),
     log:
-        f"{RESULTS}/logs/rewrite/{{model}}/{{variant}}.log",
+        f"{RESULTS}/logs/rewrite/{{model}}/round{{round}}/{{variant}}.log",
     params:
         model=model_path,
         revision=model_revision,

@@ -1,4 +1,4 @@
-# The model being trained samples k solutions per problem (self), or re-solves its failures with the expert
+# The policy of the round (round 1: the base model; round r: a round r-1 checkpoint) samples k solutions per problem (self), or re-solves its failures with the expert
 # solution as a hint (guided). One GPU job per shard; resumable from the problems already written (vLLM streams
 # the shard and writes problems as they finish: benchmarks/chunking/). Prompt + new tokens fit the model's
 # max_model_len; a prompt that does not fit is recorded as finish_reason "prompt_too_long", not sampled.
@@ -8,14 +8,14 @@ rule sample:
     input:
         unpack(sample_inputs),
     output:
-        f"{RESULTS}/samples/{{model}}/{{phase}}/{{scatteritem}}.parquet",
+        samples_file(),
     log:
-        f"{RESULTS}/logs/sample/{{model}}/{{phase}}/{{scatteritem}}.log",
+        f"{RESULTS}/logs/sample/{{model}}/round{{round}}/{{phase}}/{{scatteritem}}.log",
     benchmark:
-        f"{RESULTS}/timings/sample/{{model}}/{{phase}}/{{scatteritem}}.tsv"
+        f"{RESULTS}/timings/sample/{{model}}/round{{round}}/{{phase}}/{{scatteritem}}.tsv"
     params:
-        model=model_path,
-        revision=model_revision,
+        model=policy_path,
+        revision=policy_revision,
         backend=config["sampling"]["backend"],
         backend_options=sampling_backend_options,
         sampling=sampling_params,

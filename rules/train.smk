@@ -4,25 +4,26 @@
 # `accelerate launch` per node on several nodes (src/mindthegap/launch.py). Checkpoints go to a work directory
 # outside the declared output, so a requeued or retried job resumes from its last checkpoint; the final model is
 # then published as the output. The process layout (GPUs × nodes, per-device batch, accumulation) is a param:
-# another layout retrains.
+# another layout retrains. One job per (round, method, seed): the seed is in the hyper-parameters; round r >= 2
+# starts from the base model or from the same method's round r-1 checkpoint (`rewrite.round_init`; mindthegap.rounds).
 
 
 rule train:
     input:
         dataset=training_dataset,
-        model=model_input,
+        model=training_init_input,
     output:
-        directory(f"{RESULTS}/checkpoints/{{model}}/{{method}}"),
+        directory(checkpoint_dir()),
     log:
-        f"{RESULTS}/logs/train/{{model}}/{{method}}.log",
+        f"{RESULTS}/logs/train/{{model}}/round{{round}}/{{method}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/timings/train/{{model}}/{{method}}.tsv"
+        f"{RESULTS}/timings/train/{{model}}/round{{round}}/{{method}}/seed{{seed}}.tsv"
     params:
-        model=model_path,
-        revision=model_revision,
+        model=training_init_path,
+        revision=training_init_revision,
         hparams=training_hparams_json,
         layout=training_layout,
-        work_dir=f"{RESULTS}/work/checkpoints/{{model}}/{{method}}",
+        work_dir=f"{RESULTS}/work/checkpoints/{{model}}/round{{round}}/{{method}}/seed{{seed}}",
     threads: RES["training_threads"]
     resources:
         **training_resources(),

@@ -4,12 +4,12 @@
 
 rule verify:
     input:
-        samples=f"{RESULTS}/samples/{{model}}/{{phase}}/{{scatteritem}}.parquet",
+        samples=samples_file(),
         problems=problems_file(),
     output:
-        f"{RESULTS}/verified/{{model}}/{{phase}}/{{scatteritem}}.parquet",
+        verified_file(),
     log:
-        f"{RESULTS}/logs/verify/{{model}}/{{phase}}/{{scatteritem}}.log",
+        f"{RESULTS}/logs/verify/{{model}}/round{{round}}/{{phase}}/{{scatteritem}}.log",
     params:
         timeout=config["grader"]["timeout"],
     threads: config["grader"]["workers"]
@@ -29,10 +29,10 @@ rule split_self:
         verified=verified_shards("self"),
         problems=problems_file(),
     output:
-        correct=f"{RESULTS}/splits/{{model}}/self.correct.ids",
-        failed=f"{RESULTS}/splits/{{model}}/self.failed.ids",
+        correct=split_file(kind="correct"),
+        failed=split_file(kind="failed"),
     log:
-        f"{RESULTS}/logs/split_self/{{model}}.log",
+        f"{RESULTS}/logs/split_self/{{model}}/round{{round}}.log",
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -17,8 +17,8 @@ for bench, gold in zip(params.benchmarks, snakemake.input.benchmarks):
     samples = pd.concat([read_parquet(path) for path in shards], ignore_index=True)
     judged = judge_samples(samples, read_parquet(gold), workers=snakemake.threads, timeout=params.timeout,
                            stop_strings=params.stop_strings)
-    result = evaluation_metrics(judged, model=wc.model, method=wc.method, benchmark=bench)
-    logging.info("%s/%s/%s: avg@%d %.2f %%, mean_acc %.2f %%", wc.model, wc.method, bench, result["n"],
+    result = evaluation_metrics(judged, model=wc.model, benchmark=bench, **params.run)
+    logging.info("%s/%s/%s: avg@%d %.2f %%, mean_acc %.2f %%", wc.model, wc.run, bench, result["n"],
                  100 * result["accuracy"], result["mean_acc"])
     write_parquet(judged, snakemake.output[f"verdicts_{bench}"])
     write_json(result, snakemake.output[f"metrics_{bench}"])

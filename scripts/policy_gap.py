@@ -8,6 +8,7 @@ from transformers import AutoTokenizer
 from mindthegap.gap import checkpoint_shift, checkpoint_summary, run_policy_gap, write_rows
 from mindthegap.generation import load_backend
 from mindthegap.io import read_parquet, write_json, write_parquet
+from mindthegap.rounds import parse_run
 from mindthegap.runtime import setup_logging
 from mindthegap.sampling import resume_key
 
@@ -32,8 +33,9 @@ rows, summary = run_policy_gap(
 if "base_rows" in inputs.keys():  # a checkpoint: its scores beside the base model's
     shift = checkpoint_shift(rows, read_parquet(inputs.base_rows))
     write_parquet(shift, outputs.rows)
-    write_json(checkpoint_summary(rows, shift, snakemake.wildcards.model, snakemake.wildcards.method, scored_with),
-               outputs.summary)
+    run = snakemake.wildcards.run  # round{r}/{method}/seed{s}
+    summary = checkpoint_summary(rows, shift, snakemake.wildcards.model, parse_run(run).method, scored_with)
+    write_json({**summary, "run": run}, outputs.summary)
 else:
     write_rows(rows, outputs.rows)
     write_json(summary, outputs.summary)

@@ -172,3 +172,20 @@ def test_check_config_raises_config_error_naming_the_source():
     cfg["training"]["gradient_checkpointng"] = True
     with pytest.raises(ConfigError, match=r"^Invalid config in my.yaml .*\n  training.gradient_checkpointng: "):
         check_config(cfg, SCHEMA, ["my.yaml"])
+
+
+def test_seeds_are_set_for_all_methods_at_once():
+    """`training.seeds` replaces `training.seed`; a method cannot have its own seeds (the tables compare methods
+    over the same seeds)."""
+    cfg = load_config("demo.yaml")
+    cfg["training"]["seed"] = cfg["training"].pop("seeds")[0]
+    cfg["methods"]["dr_dft"]["training"] = {"seeds": [1, 2]}
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg, SCHEMA, ["my.yaml"])
+    assert str(error.value).splitlines()[1:] == [
+        "  methods.dr_dft.training: seeds not allowed here (per-method overrides of `training`; not `seeds`: every "
+        "method trains once per seed of training.seeds)",
+        "  training.seed: unknown key; did you mean 'seeds'?"]
+    fine = load_config("config.yaml")
+    check_config(fine, SCHEMA, ["config.yaml"])
+    assert fine["training"]["seeds"] == [42] and fine["rewrite"]["rounds"] == 1  # the paper: one seed, one round

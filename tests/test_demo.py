@@ -32,8 +32,9 @@ def test_results_table(demo_run):
     table = pd.read_csv(demo_run / "tables/tiny.csv")
     assert table.columns.tolist() == ["Method", "Metric", *cfg["benchmarks"], "Average"]
     ours = table[table["Metric"] == "mean_acc"].set_index("Method")[[*cfg["benchmarks"], "Average"]]
+    round2 = [cfg["methods"][m]["label"] + " (round 2)" for m in cfg["rewrite"]["round_methods"]]
     assert ours.index.tolist() == [m["label"] + (" (ours)" if m.get("extension") else "")
-                                   for m in cfg["methods"].values()]
+                                   for m in cfg["methods"].values()] + round2
     assert ours.notna().all().all() and ((ours >= 0) & (ours <= 100)).all().all()
     assert "paper" not in set(table["Metric"]), "the demo's model is none of the paper's"
     markdown = (demo_run / "tables/tiny.md").read_text()
@@ -46,8 +47,8 @@ def test_results_table(demo_run):
 
 def test_rewritten_dataset_has_all_three_sources(demo_run):
     problems = pd.read_parquet(next((demo_run / "problems").glob("*.parquet")))
-    dataset = pd.read_parquet(demo_run / "datasets/tiny/rewritten.parquet")
-    stats = json.loads((demo_run / "datasets/tiny/rewritten.stats.json").read_text())
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/round1/rewritten.parquet")
+    stats = json.loads((demo_run / "datasets/tiny/round1/rewritten.stats.json").read_text())
     assert sorted(dataset["id"]) == sorted(problems["id"]), "every problem exactly once"
     counts = Counter(dataset["source"])
     assert stats["sources"] == {s: counts[s] for s in ("self", "guided", "expert")}
@@ -59,14 +60,15 @@ def test_rewritten_dataset_has_all_three_sources(demo_run):
     assert guided["sampled_with"].str.contains("reference solution").all()
     assert set(stats["self_samples"]["grader_status"]) <= {"correct", "wrong", "no_answer", "unparsable",
                                                             "timeout", "no_gold"}
-    expert = pd.read_parquet(demo_run / "datasets/tiny/expert.parquet")
+    expert = pd.read_parquet(demo_run / "datasets/tiny/round1/expert.parquet")
     assert set(expert["source"]) == {"expert"}
 
 
 def test_policy_gap(demo_run):
     """One scored row per rewritten row; self rows' log-ratio ~0 (sampled on the training prompt, temperature 1),
     guided rows' not (sampled on the hint prompt); the summary per source; each checkpoint's shift."""
-    dataset = pd.read_parquet(demo_run / "datasets/tiny/rewritten.parquet")
+    # round 1's data: the paper's offline rewriting
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/round1/rewritten.parquet")
     rows = pd.read_parquet(demo_run / "policy_gap/tiny/rows.parquet")
     summary = json.loads((demo_run / "policy_gap/tiny/summary.json").read_text())
     assert rows["id"].tolist() == dataset["id"].tolist() and rows["source"].tolist() == dataset["source"].tolist()
@@ -82,19 +84,20 @@ def test_policy_gap(demo_run):
     assert sources["self"]["kept"]["logprob_mean"]["mean"] > sources["guided"]["kept"]["logprob_mean"]["mean"]
     assert sources["self"]["logratio"]["var"] < 1e-6 < sources["guided"]["logratio"]["var"]
     for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
-        shift = pd.read_parquet(demo_run / f"policy_gap/tiny/checkpoints/{method}.parquet")
+        shift = pd.read_parquet(demo_run / f"policy_gap/tiny/checkpoints/round1/{method}/seed42.parquet")
         assert shift["id"].tolist() == rows["id"].tolist()
         assert np.allclose(shift["kept_logprob_mean_base"], rows["kept_logprob_mean"])
-        assert json.loads((demo_run / f"policy_gap/tiny/checkpoints/{method}.json").read_text())["method"] == method
+        summary = json.loads((demo_run / f"policy_gap/tiny/checkpoints/round1/{method}/seed42.json").read_text())
+        assert (summary["method"], summary["run"]) == (method, f"round1/{method}/seed42")
 
 
 def test_checkpoints_and_metrics(demo_run):
     for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is", "dr_psft"):
-        log = json.loads((demo_run / f"checkpoints/tiny/{method}/training_log.json").read_text())
+        log = json.loads((demo_run / f"checkpoints/tiny/round1/{method}/seed42/training_log.json").read_text())
         assert log["summary"]["global_steps"] > 0
-    is_log = json.loads((demo_run / "checkpoints/tiny/dr_is/training_log.json").read_text())
+    is_log = json.loads((demo_run / "checkpoints/tiny/round1/dr_is/seed42/training_log.json").read_text())
     assert any("weight_var/self" in entry for entry in is_log["log_history"])
-    psft_log = json.loads((demo_run / "checkpoints/tiny/dr_psft/training_log.json").read_text())
+    psft_log = json.loads((demo_run / "checkpoints/tiny/round1/dr_psft/seed42/training_log.json").read_text())
     assert all("clipped_fraction" in entry for entry in psft_log["log_history"] if "loss" in entry)
     metrics = json.loads((demo_run / "eval/tiny/base/arith_test/metrics.json").read_text())
     assert metrics["n"] == 4 and sum(metrics["grader_status"].values()) == 4 * metrics["problems"]
@@ -106,7 +109,7 @@ def test_partial_rerun_after_one_training_change(demo_run):
     assert Counter(job.rule.name for job in plan_jobs(cfg, demo_run.parents[1])) == Counter(), "demo is complete"
     reordered = {**cfg, "problems": dict(reversed(list(cfg["problems"].items())))}
     assert plan_jobs(reordered, demo_run.parents[1]) == [], "key order alone must not rerun anything"
-    cfg["methods"]["dr_dft"]["training"] = {"learning_rate": 5e-4}
+    cfg["methods"]["dr_sft"]["training"] = {"learning_rate": 5e-4}  # trained in round 1 only, samples no round
     jobs = plan_jobs(cfg, demo_run.parents[1])
     shards = cfg["evaluation"]["shards"]
     # one evaluation job per shard samples every benchmark (one model load); one job judges the run
@@ -116,9 +119,43 @@ def test_partial_rerun_after_one_training_change(demo_run):
                                                       "policy_gap_checkpoint": 1, "evaluation_table": 1,
                                                       "figure_accuracy": 1, "figure_pass_at_k": 1,
                                                       "figure_training": 1, "figure_policy_gap": 1, "all": 1}
-    assert {job.wildcards.get("method") for job in jobs if job.rule.name.startswith(("train", "evaluate",
-                                                                                    "policy_gap"))} == {
-        "dr_dft"}
+    assert {job.wildcards.get("method") or job.wildcards.get("run") for job in jobs
+            if job.rule.name.startswith(("train", "evaluate", "policy_gap"))} == {"dr_sft", "round1/dr_sft/seed42"}
+
+
+def test_round_two_trains_on_data_rewritten_by_round_ones_model(demo_run):
+    """Round 2 resamples with round 1's DR+DFT: its own dataset, stats and table rows."""
+    problems = pd.read_parquet(next((demo_run / "problems").glob("*.parquet")))
+    first, second = (json.loads((demo_run / f"datasets/tiny/round{r}/rewritten.stats.json").read_text())
+                     for r in (1, 2))
+    dataset = pd.read_parquet(demo_run / "datasets/tiny/round2/rewritten.parquet")
+    assert sorted(dataset["id"]) == sorted(problems["id"])
+    assert second["sources"] == {s: int((dataset["source"] == s).sum()) for s in ("self", "guided", "expert")}
+    assert not (demo_run / "datasets/tiny/round2/expert.parquet").exists(), "round 2 trains DR+DFT only"
+    assert (demo_run / "checkpoints/tiny/round2/dr_dft/seed42/training_log.json").exists()
+    by_round = json.loads((demo_run / "tables/tiny.rounds.json").read_text())
+    row = next(r for r in by_round["runs"] if (r["round"], r["method"]) == (2, "dr_dft"))
+    assert row["self %"] == pytest.approx(100 * second["sources"]["self"] / sum(second["sources"].values()))
+    assert [(d["round"], d["variant"]) for d in by_round["datasets"]] == [(1, "rewritten"), (2, "rewritten")]
+    print("round 1 sources", first["sources"], "round 2 sources", second["sources"])
+
+
+@pytest.mark.parametrize("rewrite", [{"round_init": "previous"}, {"round_policy": "dr_sft"}])
+def test_a_round_two_setting_reruns_round_two_only(demo_run, rewrite):
+    """Rounds are a wildcard of the DAG: a round-2 setting leaves every round-1 file as it is."""
+    cfg = load_config("demo.yaml")
+    cfg["rewrite"].update(rewrite)
+    jobs = [job for job in plan_jobs(cfg, demo_run.parents[1])  # the per-model tables and figures aside
+            if job.rule.name not in ("report", "manifest", "all") and not job.rule.name.startswith("figure_")
+            and not job.rule.name.endswith("_table")]
+    assert jobs and all(job.wildcards.get("round", "") == "2" or job.wildcards.get("run", "").startswith("round2/")
+                        for job in jobs), [(job.rule.name, dict(job.wildcards)) for job in jobs]
+    names = Counter(job.rule.name for job in jobs)
+    print(rewrite, names)
+    expected = {"train", "evaluate_sample", "evaluate_judge", "policy_gap_checkpoint"}
+    if "round_policy" in rewrite:  # another sampler: round 2 is sampled, verified and rewritten again
+        expected |= {"sample", "verify", "split_self", "rewrite"}
+    assert set(names) == expected
 
 
 def declared_report_files(cfg: dict, workdir: Path) -> set[str]:

@@ -68,17 +68,21 @@ def test_shown_ks():
     assert shown_ks(1) == [1] and shown_ks(0) == []
 
 
+DR_DFT = "round1/dr_dft/seed42"  # a trained run's id (mindthegap.rounds)
+
+
 @pytest.fixture
 def runs(tmp_path):
-    """eval/{model}/{method}/{bench}/ for two methods and two benchmarks, as the workflow writes them."""
+    """eval/{model}/{run}/{bench}/ for two runs (the base model, one trained run) and two benchmarks, as the
+    workflow writes them."""
     metric_files, verdict_files = [], []
-    for m, method in enumerate(["base", "dr_dft"]):
+    for m, (run, method, round_, seed) in enumerate([("base", "base", 0, None), (DR_DFT, "dr_dft", 1, 42)]):
         for b, bench in enumerate(["alpha", "beta"]):
-            folder = tmp_path / "eval/tiny" / method / bench
+            folder = tmp_path / "eval/tiny" / run / bench
             folder.mkdir(parents=True)
             judged = verdicts(seed=10 * m + b)
             judged.to_parquet(folder / "verdicts.parquet")
-            record = evaluation_metrics(judged, model="tiny", method=method, benchmark=bench)
+            record = evaluation_metrics(judged, model="tiny", method=method, benchmark=bench, round=round_, seed=seed)
             (folder / "metrics.json").write_text(json.dumps(record))
             metric_files.append(folder / "metrics.json")
             verdict_files.append(folder / "verdicts.parquet")
@@ -88,8 +92,8 @@ def runs(tmp_path):
 def test_evaluation_detail_table(runs):
     metric_files, verdict_files = runs
     curves = evaluation_curves(verdict_files)
-    table = evaluation_detail(metric_files, curves, {"base": "Base", "dr_dft": "DR+DFT"}, ["alpha", "beta"],
-                              extensions=["dr_dft"])
+    table = evaluation_detail(metric_files, curves, {"base": "Base", DR_DFT: "DR+DFT"}, ["alpha", "beta"],
+                              extensions=[DR_DFT])
     assert table[["Method", "Benchmark"]].values.tolist() == [["Base", "alpha"], ["Base", "beta"],
                                                               ["DR+DFT (ours)", "alpha"], ["DR+DFT (ours)", "beta"]]
     row = table.iloc[2]
@@ -206,11 +210,11 @@ def test_accuracy_figure_shows_intervals_and_the_papers_numbers(tmp_path, runs):
 
 def test_curves_figure(tmp_path, runs):
     curves = evaluation_curves(runs[1])
-    figure = figures.curves_figure(curves, {"base": "Base", "dr_dft": "DR+DFT"}, ["alpha", "beta"])
+    figure = figures.curves_figure(curves, {"base": "Base", DR_DFT: "DR+DFT"}, ["alpha", "beta"])
     lines = figure.axes[0].lines
     assert [len(line.get_xdata()) for line in lines] == [6, 6]
     assert lines[0].get_marker() != lines[1].get_marker() and lines[0].get_linestyle() != lines[1].get_linestyle()
-    assert list(lines[1].get_ydata()) == pytest.approx([100 * v for v in curves[("dr_dft", "alpha")]["pass"]])
+    assert list(lines[1].get_ydata()) == pytest.approx([100 * v for v in curves[(DR_DFT, "alpha")]["pass"]])
     assert "maj@k" in written(tmp_path, figure, "curves")
 
 

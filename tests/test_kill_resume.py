@@ -46,6 +46,7 @@ def kill_resume_config() -> dict:
     cfg["training"].update(epochs=1, global_batch_size=8, per_device_batch_size=8, save_steps=1)
     cfg["extensions"] = False
     cfg["methods"] = {name: cfg["methods"][name] for name in ("base", "sft", "dr_dft")}
+    cfg["rewrite"]["rounds"] = 1  # the kills need one round of each job kind
     cfg["evaluation"].update(n=2, max_new_tokens=48)
     return cfg
 
@@ -107,14 +108,14 @@ def sigkill(pid: int) -> bool:
 
 def sampling_mid_shard(workdir: Path, scheduler: int) -> list[int]:
     """A sampling job with a first chunk in <output>.parts/ and no output yet."""
-    for parts in (workdir / RESULTS / "samples").glob("*/*/*.parquet.parts"):
+    for parts in (workdir / RESULTS / "samples").glob("*/round*/*/*.parquet.parts"):
         if any(parts.glob("*.parquet")) and not parts.with_suffix("").exists():
             return job_pids(scheduler, "sample.py")
     return []
 
 
 def training_after_checkpoint(workdir: Path, scheduler: int) -> list[int]:
-    if any((workdir / RESULTS / "work/checkpoints").glob("*/*/checkpoint-*/trainer_state.json")):
+    if any((workdir / RESULTS / "work/checkpoints").glob("*/round*/*/seed*/checkpoint-*/trainer_state.json")):
         return job_pids(scheduler, "train.py")
     return []
 

@@ -222,3 +222,67 @@ def test_report_rule_gets_extensions_model_names_and_the_papers_table(tmp_path, 
     papers = read_paper_results(PAPER_CSV)
     assert {paper_model(job.params.model_names, {m for m, _ in papers}) for job in report.values()} == {
         "Qwen2.5-Math-7B", "Llama-3.1-8B-Instruct"}
+
+
+def _run_files(tmp_path, runs):
+    """metrics.json files of (method, round, seed) -> {benchmark: (accuracy, mean_acc, ci95)}."""
+    files = []
+    for (method, round_, seed), cells in runs.items():
+        for bench, (accuracy, mean_acc, ci) in cells.items():
+            path = tmp_path / f"{method}-r{round_}-s{seed}-{bench}.json"
+            path.write_text(json.dumps({
+                "method": method, "round": round_, "seed": seed, "benchmark": bench, "n": 4, "accuracy": accuracy,
+                "mean_acc": mean_acc, "ci95": ci, "samples": 8, "truncated": 0, "finish_reason": {"stop": 8},
+                "grader_status": {"correct": 4, "wrong": 4}}))
+            files.append(path)
+    return files
+
+
+def test_seeds_are_averaged_with_their_spread_beside_the_sampling_interval(tmp_path):
+    import statistics
+
+    accuracy = {42: (0.50, 0.30), 43: (0.60, 0.20), 44: (0.70, 0.40)}  # per seed: math500, amc23
+    runs = {("base", 0, None): {"math500": (0.4, 40.0, [0.3, 0.5]), "amc23": (0.1, 10.0, [0.0, 0.2])}}
+    for seed, (a, b) in accuracy.items():
+        runs[("dr_dft", 1, seed)] = {"math500": (a, 100 * a, [a - 0.1, a + 0.1]),
+                                     "amc23": (b, 100 * b, [b - 0.05, b + 0.15])}
+    runs[("dr_dft", 2, 42)] = {"math500": (0.8, 80.0, [0.7, 0.9]), "amc23": (0.5, 50.0, [0.4, 0.6])}
+    files = _run_files(tmp_path, runs)
+    table = results_table(files, {"base": "Base", "dr_dft": "DR+DFT"}, ["math500", "amc23"],
+                          paper=read_paper_results(PAPER_CSV), model="Qwen2.5-Math-7B")
+    rows = table.set_index(["Method", "Metric"])
+    assert list(rows.index) == [
+        ("Base", "mean_acc"), ("Base", "avg@4"), ("Base", "paper"), ("Base", "Δ"),
+        ("DR+DFT", "mean_acc"), ("DR+DFT", "avg@4"), ("DR+DFT", "sd (seeds)"), ("DR+DFT", "±CI95 (sampling)"),
+        ("DR+DFT", "paper"), ("DR+DFT", "Δ"),
+        ("DR+DFT (round 2)", "mean_acc"), ("DR+DFT (round 2)", "avg@4")]  # one seed: no spread; never compared
+    assert rows.loc[("DR+DFT", "avg@4"), "math500"] == pytest.approx(60.0)
+    assert rows.loc[("DR+DFT", "sd (seeds)"), "math500"] == pytest.approx(statistics.stdev([50, 60, 70]))
+    assert rows.loc[("DR+DFT", "sd (seeds)"), "amc23"] == pytest.approx(statistics.stdev([30, 20, 40]))
+    assert rows.loc[("DR+DFT", "sd (seeds)"), "Average"] == pytest.approx(statistics.stdev([40, 40, 55]))
+    assert rows.loc[("DR+DFT", "±CI95 (sampling)"), "math500"] == pytest.approx(10.0)
+    assert rows.loc[("DR+DFT", "±CI95 (sampling)"), "amc23"] == pytest.approx(10.0)
+    assert rows.loc[("DR+DFT (round 2)", "mean_acc"), "Average"] == pytest.approx(65.0)
+    write_tables(table, "m", tmp_path / "t.md", tmp_path / "t.csv", tmp_path / "t.tex")
+    markdown = (tmp_path / "t.md").read_text()
+    assert "means over the training seeds" in markdown and "round r-1 model" in markdown
+
+
+def test_rounds_table_holds_accuracy_and_sources_by_round(tmp_path):
+    from mindthegap.report import rounds_table, write_rounds
+
+    runs = {("base", 0, None): {"b": (0.2, 20.0, [0.1, 0.3])},
+            ("dr_dft", 1, 42): {"b": (0.4, 40.0, [0.3, 0.5])}, ("dr_dft", 1, 43): {"b": (0.6, 60.0, [0.5, 0.7])},
+            ("dr_dft", 2, 42): {"b": (0.7, 70.0, [0.6, 0.8])}}
+    stats = {(1, "rewritten"): {"sources": {"self": 2, "guided": 1, "expert": 1}},
+             (2, "rewritten"): {"sources": {"self": 3, "guided": 1, "expert": 0}}}
+    methods = {"base": {"label": "Base", "data": ""}, "dr_dft": {"label": "DR+DFT", "data": "rewritten"}}
+    table = rounds_table(_run_files(tmp_path, runs), stats, methods)
+    assert table[["round", "method", "seeds"]].values.tolist() == [[0, "base", 1], [1, "dr_dft", 2],
+                                                                    [2, "dr_dft", 1]]
+    assert table["avg@n"].tolist() == pytest.approx([20.0, 50.0, 70.0])
+    assert table.loc[1, "sd (seeds)"] == pytest.approx(14.142135, rel=1e-6)
+    assert table.loc[1, "self %"] == 50.0 and table.loc[2, "self %"] == 75.0 and math.isnan(table.loc[0, "self %"])
+    write_rounds(table, stats, tmp_path / "r.csv", tmp_path / "r.json", {"rounds": 2})
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["runs"][2]["guided %"] == 25.0 and record["datasets"][1]["round"] == 2

@@ -126,7 +126,7 @@ def test_sampling_stops_on_the_real_stop_ids(rehearsal, model):
     backend = load_backend("transformers", cfg["path"], revision=cfg["revision"], stop_tokens=cfg["stop_tokens"])
     assert backend.stop_ids == STOP_IDS[model]
     for phase in ("self", "guided"):
-        for path in (results(rehearsal) / "samples" / model / phase).glob("*.parquet"):
+        for path in (results(rehearsal) / "samples" / model / "round1" / phase).glob("*.parquet"):
             samples = pd.read_parquet(path, columns=["token_ids", "finish_reason"])
             stopped = samples[samples["finish_reason"] == "stop"]
             assert all(ids[-1] in STOP_IDS[model] for ids in stopped["token_ids"])
@@ -142,7 +142,7 @@ def test_every_training_row_ends_with_the_models_eos(rehearsal, model):
     tokenizer = AutoTokenizer.from_pretrained(config["models"][model]["path"])
     assert tokenizer.eos_token_id == EOS[model]
     checked = 0
-    for dataset in sorted((results(rehearsal) / "datasets" / model).glob("*.parquet")):
+    for dataset in sorted((results(rehearsal) / "datasets" / model / "round1").glob("*.parquet")):
         for row in pd.read_parquet(dataset).to_dict("records"):
             encoded = encode_row(row, tokenizer, max_length=None)
             assert encoded["labels"][-1] == EOS[model], (dataset.name, row["id"], row["source"])
@@ -153,7 +153,7 @@ def test_every_training_row_ends_with_the_models_eos(rehearsal, model):
 @pytest.mark.parametrize("model", [QWEN, LLAMA])
 def test_a_guided_prompt_longer_than_the_context_is_skipped_and_counted(rehearsal, model):
     """One NuminaMath stand-in solution is longer than either model's window: its guided prompt cannot fit."""
-    stats = json.loads((results(rehearsal) / f"datasets/{model}/rewritten.stats.json").read_text())
+    stats = json.loads((results(rehearsal) / f"datasets/{model}/round1/rewritten.stats.json").read_text())
     assert stats["guided_samples"]["prompt_too_long_problems"] == 1
     assert stats["guided_samples"]["grader_status"]["prompt_too_long"] == rehearsal[1]["sampling"]["guided"]["n"]
     assert stats["rows"] == rehearsal[1]["problems"]["limit"], "the problem still gets its expert row"

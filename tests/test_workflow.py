@@ -30,21 +30,28 @@ def extended_jobs(tmp_path_factory):
     return plan_jobs({**paper_config(), "extensions": True}, tmp_path_factory.mktemp("extended"))
 
 
-def expected_job_counts(cfg: dict, extensions: bool) -> dict[str, int]:
-    methods = [m for m in cfg["methods"].values() if extensions or not m.get("extension")]
+def expected_job_counts(cfg: dict, extensions: bool, rounds: int = 1, seeds: int = 1) -> dict[str, int]:
+    """Counted from the config independently of the workflow: round 1 trains every planned method, rounds >= 2
+    only those on rewritten data (the default `rewrite.round_methods`), each once per seed; base is evaluated
+    once."""
+    methods = {k: m for k, m in cfg["methods"].items() if extensions or not m.get("extension")}
     models, benches = len(cfg["models"]), len(cfg["benchmarks"])
-    trained = sum("data" in m for m in methods)
-    variants = len({m["data"] for m in methods if "data" in m} - {"released"})  # released: its own rule
+    trained = [m for m in methods.values() if "data" in m]
+    later = [m for m in trained if m["data"] not in ("expert", "released")]  # the released data: the same each round
+    runs = (len(trained) + (rounds - 1) * len(later)) * seeds + ("base" in methods)
+    ours = [{m["data"] for m in trained} - {"released"}, {m["data"] for m in later}]  # released: its own rule
+    variants = len(ours[0]) + (rounds - 1) * len(ours[1])
     shards, eval_shards = cfg["sampling"]["shards"], cfg["evaluation"]["shards"]
     return {
         "prepare_problems": 1, "prepare_benchmark": benches,
-        "sample": models * 2 * shards, "verify": models * 2 * shards, "split_self": models,
-        "rewrite": models * variants, "train": models * trained, "contamination": 1,
-        "released": models * any(m.get("data") == "released" for m in methods),
+        "sample": models * rounds * 2 * shards, "verify": models * rounds * 2 * shards,
+        "split_self": models * rounds, "rewrite": models * variants,
+        "train": models * (runs - ("base" in methods)), "contamination": 1,
+        "released": models * any(m["data"] == "released" for m in trained),
         # one model load per job for all benchmarks (it was one job per benchmark and shard)
-        "evaluate_sample": models * len(methods) * eval_shards,
-        "evaluate_judge": models * len(methods), "report": models, "manifest": 1, "all": 1,
-        # the policy gap of the rewritten data under the base model (its checkpoints: policy_gap.checkpoints)
+        "evaluate_sample": models * runs * eval_shards,
+        "evaluate_judge": models * runs, "report": models, "manifest": 1, "all": 1,
+        # the policy gap of round 1's rewritten data under the base model (its checkpoints: policy_gap.checkpoints)
         "policy_gap": models if cfg.get("policy_gap", {}).get("enabled", True) else 0,
     }
 
@@ -54,6 +61,14 @@ def grid_counts(jobs, extensions: bool) -> Counter:
     counts = Counter(job.rule.name for job in jobs)
     print(f"{'with' if extensions else 'without'} extensions: {sum(counts.values())} jobs, {dict(counts)}")
     return Counter({rule: counts[rule] for rule in expected_job_counts(paper_config(), extensions)})
+
+
+def all_switches_on(rounds: int = 2, seeds: int = 3, **rewrite) -> dict:
+    cfg = paper_config()
+    cfg["extensions"] = True
+    cfg["rewrite"].update(rounds=rounds, **rewrite)
+    cfg["training"]["seeds"] = list(range(42, 42 + seeds))
+    return cfg
 
 
 def test_paper_grid_job_counts(paper_jobs):
@@ -91,16 +106,17 @@ def test_tables_hold_the_paper_grid_and_our_methods_only_when_switched_on(paper_
 
 def test_one_evaluation_job_samples_every_benchmark(paper_jobs):
     cfg = paper_config()
-    job = next(job for job in paper_jobs if job.rule.name == "evaluate_sample" and job.wildcards.method == "base")
+    job = next(job for job in paper_jobs if job.rule.name == "evaluate_sample" and job.wildcards.run == "base")
     benches = list(cfg["benchmarks"])
     assert list(job.input.benchmarks) == [f"results/benchmarks/{b}.parquet" for b in benches]
     item = job.wildcards.scatteritem
-    assert list(job.output) == [f"results/eval/{job.wildcards.model}/{job.wildcards.method}/samples/{item}/{b}.parquet"
+    assert list(job.output) == [f"results/eval/{job.wildcards.model}/base/samples/{item}/{b}.parquet"
                                 for b in benches]
-    judge = next(job for job in paper_jobs if job.rule.name == "evaluate_judge")
+    judge = next(job for job in paper_jobs if job.rule.name == "evaluate_judge" and job.wildcards.run != "base")
     shards = cfg["evaluation"]["shards"]
     assert len(judge.input.samples) == shards * len(benches)  # every benchmark, every shard: one CPU job per run
-    run = f"results/eval/{judge.wildcards.model}/{judge.wildcards.method}"
+    run = f"results/eval/{judge.wildcards.model}/{judge.wildcards.run}"
+    assert re.fullmatch(r"round1/[a-z_]+/seed42", judge.wildcards.run)  # the paper: one round, one seed
     assert sorted(judge.output) == sorted(f"{run}/{b}/{f}" for b in benches for f in ("verdicts.parquet",
                                                                                       "metrics.json"))
 
@@ -153,12 +169,52 @@ def test_slurm_profile_plans_the_paper_grid_from_the_command_line(paper_jobs):
 
 
 def test_demo_config_plans_every_stage(tmp_path):
-    demo = load_config("demo.yaml")
-    counts = Counter(job.rule.name for job in plan_jobs(demo, tmp_path))
-    trained = sum("data" in method for method in demo["methods"].values())  # the demo runs its extensions too
-    assert counts["build_demo_model"] == 1 and counts["train"] == trained == 6 and counts["report"] == 1
-    assert counts["sample"] == 2 * demo["sampling"]["shards"]
-    assert counts["policy_gap"] == 1 and counts["policy_gap_checkpoint"] == trained  # the demo scores its checkpoints
+    cfg = load_config("demo.yaml")
+    jobs = plan_jobs(cfg, tmp_path)
+    counts = Counter(job.rule.name for job in jobs)
+    # round 1: every trained method (the demo runs its extensions too); round 2: DR+DFT only
+    # (rewrite.round_methods), sampled by round 1's DR+DFT
+    trained = sum("data" in method for method in cfg["methods"].values())
+    assert cfg["rewrite"]["rounds"] == 2 and cfg["rewrite"]["round_methods"] == ["dr_dft"]
+    assert counts["build_demo_model"] == 1 and counts["train"] == trained + 1 == 6 + 1 and counts["report"] == 1
+    # the policy gap of round 1's rewritten data; the demo scores every trained run's checkpoint
+    assert counts["policy_gap"] == 1 and counts["policy_gap_checkpoint"] == trained + 1
+    assert counts["sample"] == 2 * 2 * cfg["sampling"]["shards"]
+    round2 = [job for job in jobs if job.rule.name == "sample" and job.wildcards.round == "2"]
+    seed = cfg["training"]["seeds"][0]
+    assert {job.params.model for job in round2} == {f"results/demo/checkpoints/tiny/round1/dr_dft/seed{seed}"}
+    assert sorted(job.wildcards.round for job in jobs if job.rule.name == "split_self") == ["1", "2"]
+
+
+def test_all_switches_on_plans(tmp_path):
+    """The paper's config with extensions, 2 rounds and 3 seeds: every count follows from the config."""
+    counts = grid_counts(plan_jobs(all_switches_on(), tmp_path), extensions=True)
+    assert counts == expected_job_counts(paper_config(), extensions=True, rounds=2, seeds=3)
+    # round 1: 15 trained methods, round 2: the 8 on data rewritten from our own sampling (not the expert data, not
+    # the authors' released data); x 3 seeds x 2 models
+    assert counts["train"] == (15 + 8) * 3 * 2 and counts["evaluate_judge"] == 2 * (1 + (15 + 8) * 3)
+
+
+def test_rounds_start_from_the_previous_checkpoint_when_asked(tmp_path):
+    jobs = plan_jobs(all_switches_on(rounds=3, seeds=1, round_init="previous", round_policy="dr_sft"), tmp_path)
+    train = {(job.wildcards.model, job.wildcards.round, job.wildcards.method): job for job in jobs
+             if job.rule.name == "train"}
+    model = next(iter(paper_config()["models"]))
+    assert train[(model, "1", "dr_dft")].params.model == paper_config()["models"][model]["path"]
+    assert train[(model, "3", "dr_dft")].params.model == f"results/checkpoints/{model}/round2/dr_dft/seed42"
+    assert (model, "2", "sft") not in train, "expert-data methods train in round 1 only"
+    samplers = {job.params.model for job in jobs if job.rule.name == "sample" and job.wildcards.round == "3"
+                and job.wildcards.model == model}
+    assert samplers == {f"results/checkpoints/{model}/round2/dr_sft/seed42"}
+
+
+@pytest.mark.parametrize("rewrite, message", [
+    ({"round_policy": "sft"}, "round_policy: 'sft' is not trained in round 2"),
+    ({"round_methods": ["dr_dft", "dr_typo"]}, r"round_methods: \['dr_typo'\] are not trained methods"),
+])
+def test_a_round_setting_that_cannot_be_planned_is_refused(tmp_path, rewrite, message):
+    with pytest.raises(Exception, match=message):
+        plan_jobs(all_switches_on(rounds=3, seeds=1, **rewrite), tmp_path)
 
 
 def test_policy_gap_follows_its_switches(tmp_path):
@@ -169,6 +225,8 @@ def test_policy_gap_follows_its_switches(tmp_path):
     gap = [job for job in jobs if job.rule.name == "policy_gap_checkpoint"]
     assert len(gap) == len(cfg["models"]) * sum("data" in m and not m.get("extension")
                                                 for m in cfg["methods"].values())
+    assert {job.wildcards.run for job in gap} == {f"round1/{m}/seed42" for m, spec in cfg["methods"].items()
+                                                  if "data" in spec and not spec.get("extension")}
     assert all(job.resources["gpu"] == 1 and "--requeue" in job.resources["slurm_extra"] for job in gap)
     base = next(job for job in jobs if job.rule.name == "policy_gap")
     assert base.params.backend == "vllm" and base.params.backend_options["batch_size"] == 16

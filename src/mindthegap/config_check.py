@@ -82,6 +82,10 @@ def _describe(error: ValidationError, root: dict[str, Any]) -> Iterator[str]:
         forms = " or ".join("+".join(option["required"]) for option in error.validator_value)
         yield f"{where}: needs exactly one of {forms}"
         return
+    if error.validator == "not" and set(error.validator_value) == {"required"}:  # a key allowed elsewhere only
+        keys = ", ".join(error.validator_value["required"])
+        yield f"{where}: {keys} not allowed here ({error.schema.get('description', 'see the schema')})"
+        return
     message = error.message if len(error.message) <= MAX_MESSAGE else error.message[:MAX_MESSAGE] + "..."
     yield f"{where or '(top level)'}: {message}"
 

@@ -289,9 +289,9 @@ def training_figure(logs: dict[str, list[dict[str, Any]]], labels: dict[str, str
     return figure
 
 
-def read_training_logs(checkpoints: Iterable[str | Path]) -> dict[str, list[dict[str, Any]]]:
-    """method (the checkpoint directory's name) -> its log_history from training_log.json."""
+def read_training_logs(checkpoints: dict[str, str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """run (or method) -> its checkpoint's log_history from training_log.json."""
     import json
 
-    return {Path(c).name: json.loads((Path(c) / "training_log.json").read_text())["log_history"]
-            for c in checkpoints}
+    return {run: json.loads((Path(c) / "training_log.json").read_text())["log_history"]
+            for run, c in checkpoints.items()}

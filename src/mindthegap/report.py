@@ -18,6 +18,7 @@ import pandas as pd
 
 from mindthegap import metrics
 from mindthegap.io import DataError
+from mindthegap.rounds import BASE, run_id
 
 PAPER_BENCHMARKS = ("math500", "minerva_math", "olympiadbench", "aime24", "amc23")
 OURS = " (ours)"  # appended to the label of a method that is our extension, not the paper's
@@ -30,14 +31,17 @@ def problem_verdicts(judged: pd.DataFrame) -> tuple[list[list[bool]], list[list[
     return ([g["correct"].astype(bool).tolist() for g in groups], [g["extracted"].tolist() for g in groups])
 
 
-def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str) -> dict[str, Any]:
-    """avg@n (a fraction), the harness's mean_acc and all_acc (%), and companions for one (run, benchmark)."""
+def evaluation_metrics(judged: pd.DataFrame, *, model: str, method: str, benchmark: str, round: int = 1,
+                       seed: int | None = None) -> dict[str, Any]:
+    """avg@n (a fraction), the harness's mean_acc and all_acc (%), and companions for one (run, benchmark); the run
+    is (method, round, seed) (mindthegap.rounds; the base model: round 0, no seed)."""
     correct, answers = problem_verdicts(judged)
     n = min((len(c) for c in correct), default=0)
     low, high = metrics.bootstrap_ci(correct)
     mean_acc, all_acc = metrics.harness_mean_acc(correct)
     return {
-        "model": model, "method": method, "benchmark": benchmark, "problems": len(correct), "samples": len(judged),
+        "model": model, "method": method, "round": round, "seed": seed, "benchmark": benchmark,
+        "problems": len(correct), "samples": len(judged),
         "n": n, f"avg@{n}": metrics.avg_at_n(correct), "accuracy": metrics.avg_at_n(correct),
         "mean_acc": mean_acc, "all_acc": all_acc,
         f"pass@{n}": metrics.mean_pass_at_k(correct, n) if n else float("nan"),
@@ -104,26 +108,106 @@ def _row(method: str, kind: str, values: dict[str, float], average: float | None
     return {"Method": method, "Metric": kind, **values, "Average": average}
 
 
+def run_key(record: dict[str, Any]) -> tuple[int, str]:
+    """(round, method) of a metrics record: the base model is round 0; records without a round (written before
+    rounds existed) are round 1."""
+    return (0 if record["method"] == "base" else int(record.get("round", 1)), record["method"])
+
+
+def round_label(label: str, round_: int) -> str:
+    """Rounds >= 2 are named in the label ("DR+DFT (round 2)"); round 1 (the paper's) and the base model are not."""
+    return f"{label} (round {round_})" if round_ >= 2 else label
+
+
+def run_label(labels: dict[str, str], run: Any, *, with_seed: bool) -> str:
+    """A trained run's label: its method's, its round when >= 2, and its seed when there are several."""
+    label = round_label(labels[run.method], run.round)
+    return f"{label} seed {run.seed}" if with_seed else label
+
+
+def _grouped(metric_files: list[str | Path], methods: dict[str, str]) -> dict[tuple[int, str], list[dict]]:
+    """(round, method) -> its records (every seed, every benchmark), in table order: base and round 1 in config
+    order, then each later round in config order."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for record in map(_read_metrics, metric_files):
+        if record["method"] in methods:
+            groups.setdefault(run_key(record), []).append(record)
+    order = list(methods)
+    return {key: groups[key] for key in sorted(groups, key=lambda k: (max(k[0], 1), order.index(k[1])))}
+
+
+def _by_seed(records: list[dict], field: str, scale: float = 1.0) -> dict[Any, dict[str, float]]:
+    """seed -> {benchmark: value} of one (round, method)."""
+    table: dict[Any, dict[str, float]] = {}
+    for record in records:
+        table.setdefault(record.get("seed"), {})[record["benchmark"]] = scale * record[field]
+    return table
+
+
+def _seed_mean(per_seed: dict[Any, dict[str, float]], benchmarks: list[str]) -> dict[str, float]:
+    return {bench: _mean([values.get(bench, math.nan) for values in per_seed.values()]) for bench in benchmarks}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _sd(values: list[float]) -> float:
+    """The sample standard deviation (n - 1): the spread of a method across its training seeds."""
+    if len(values) < 2:
+        return math.nan
+    mean = _mean(values)
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+
+
+def _average(values: dict[str, float]) -> float:
+    return sum(values.values()) / len(values) if values else math.nan
+
+
+SEED_SD, SAMPLING_CI = "sd (seeds)", "±CI95 (sampling)"  # the rows added when a method has several seeds
+
+
+def _seed_rows(shown: str, records: list[dict], benchmarks: list[str]) -> list[dict[str, Any]]:
+    """With several training seeds: the spread of avg@n (%) across seeds (sample sd; Average: the sd of the seeds'
+    averages) beside the sampling interval (the mean half-width of each seed's bootstrap 95 % CI of avg@n), so the
+    reader sees whether seeds differ by more than the evaluation's own noise."""
+    per_seed = _by_seed(records, "accuracy", 100.0)
+    if len(per_seed) < 2:
+        return []
+    spread = {bench: _sd([values.get(bench, math.nan) for values in per_seed.values()]) for bench in benchmarks}
+    averages = [sum(values.get(b, math.nan) for b in benchmarks) / len(benchmarks) for values in per_seed.values()]
+    half_widths: dict[str, list[float]] = {bench: [] for bench in benchmarks}
+    for record in records:
+        if record["benchmark"] in half_widths and record.get("ci95"):
+            low, high = record["ci95"]
+            half_widths[record["benchmark"]].append(100 * (high - low) / 2)
+    interval = {bench: _mean(widths) for bench, widths in half_widths.items()}
+    return [_row(shown, SEED_SD, spread, _sd(averages)), _row(shown, SAMPLING_CI, interval, math.nan)]
+
+
 def results_table(metric_files: list[str | Path], methods: dict[str, str], benchmarks: list[str], *,
                   paper: dict[tuple[str, str], dict[str, float]] | None = None, model: str | None = None,
                   extensions: Iterable[str] = ()) -> pd.DataFrame:
-    """Per method (config order, key -> label): its mean_acc and avg@n rows in %, then, when `model` (the paper's
-    name of this model) has the method in `paper`, the paper's row and the difference ours - paper of mean_acc.
-    Methods in `extensions` are labelled "(ours)" and never compared."""
-    records = {(r["method"], r["benchmark"]): r for r in map(_read_metrics, metric_files)}
-    sizes = sorted({r["n"] for r in records.values()})
+    """Per (round, method) (config order, key -> label): its mean_acc and avg@n rows in %, averaged over its
+    training seeds; with several seeds, their spread beside the sampling interval (_seed_rows); then, for the
+    paper's round (1) when `model` (the paper's name of this model) has the method in `paper`, the paper's row and
+    the difference ours - paper of mean_acc. Methods in `extensions` are labelled "(ours)" and never compared;
+    rounds >= 2 are labelled with their round and never compared."""
+    groups = _grouped(metric_files, methods)
+    sizes = sorted({r["n"] for records in groups.values() for r in records})
     avg_row = f"avg@{sizes[0]}" if len(sizes) == 1 else "avg@n"
     extensions = set(extensions)
     labels = shown_labels(methods, extensions)
+    keys = list(groups) or [(0 if m == "base" else 1, m) for m in methods]  # no records: one empty row per method
     rows = []
-    for method, label in methods.items():
-        cells = {bench: records.get((method, bench)) for bench in benchmarks}
-        mean_acc = {bench: cell["mean_acc"] if cell else math.nan for bench, cell in cells.items()}
-        avg = {bench: 100 * cell["accuracy"] if cell else math.nan for bench, cell in cells.items()}
-        shown = labels[method]
+    for round_, method in keys:
+        records = groups.get((round_, method), [])
+        mean_acc = _seed_mean(_by_seed(records, "mean_acc"), benchmarks)
+        avg = _seed_mean(_by_seed(records, "accuracy", 100.0), benchmarks)
+        shown = round_label(labels[method], round_)
         ours = _row(shown, MEAN_ACC, mean_acc)
-        rows += [ours, _row(shown, avg_row, avg)]
-        published = (paper or {}).get((model, label)) if method not in extensions else None
+        rows += [ours, _row(shown, avg_row, avg), *_seed_rows(shown, records, benchmarks)]
+        published = (paper or {}).get((model, methods[method])) if method not in extensions and round_ <= 1 else None
         if published:
             whole_grid = sorted(benchmarks) == sorted(PAPER_BENCHMARKS)
             theirs = _row(shown, PAPER, {b: published.get(b, math.nan) for b in benchmarks},
@@ -136,24 +220,61 @@ def results_table(metric_files: list[str | Path], methods: dict[str, str], bench
 
 def sample_counts(metric_files: list[str | Path], methods: dict[str, str], extensions: Iterable[str] = ()
                   ) -> pd.DataFrame:
-    """Per method, summed over its benchmarks: samples, those cut at the token limit, prompts too long for the
-    context (not sampled), and the grader's verdict statuses."""
+    """Per (round, method), summed over its benchmarks and seeds: samples, those cut at the token limit, prompts
+    too long for the context (not sampled), and the grader's verdict statuses."""
     from mindthegap.grading import STATUSES
 
     labels = shown_labels(methods, extensions)
-    totals: dict[str, Counter] = {method: Counter() for method in methods}
-    for record in map(_read_metrics, metric_files):
-        if record["method"] in totals:
+    groups = _grouped(metric_files, methods)
+    totals: dict[tuple[int, str], Counter] = {key: Counter() for key in groups}
+    for key, records in groups.items():
+        for record in records:
             finish = record.get("finish_reason", {})
-            totals[record["method"]].update({"samples": record["samples"], "truncated": record["truncated"],
-                                             "prompt too long": finish.get("prompt_too_long", 0),
-                                             **record["grader_status"]})
+            totals[key].update({"samples": record["samples"], "truncated": record["truncated"],
+                                "prompt too long": finish.get("prompt_too_long", 0), **record["grader_status"]})
     extra = sorted({key for counts in totals.values() for key in counts} - {"samples", "truncated",
                                                                            "prompt too long", *STATUSES})
     columns = ["samples", "truncated", "prompt too long", *STATUSES, *extra]
-    rows = [{"Method": labels[method], **{column: int(totals[method].get(column, 0)) for column in columns}}
-            for method in methods]
+    rows = [{"Method": round_label(labels[method], round_),
+             **{column: int(totals[(round_, method)].get(column, 0)) for column in columns}}
+            for round_, method in totals]
     return pd.DataFrame(rows, columns=["Method", *columns])
+
+
+def rounds_table(metric_files: list[str | Path], stats: dict[tuple[int, str], dict[str, Any]],
+                 methods: dict[str, dict[str, Any]], extensions: Iterable[str] = ()) -> pd.DataFrame:
+    """Accuracy and source composition by round: per (round, method), its seeds, mean_acc and avg@n averaged over
+    the benchmarks and seeds, the seeds' sd of avg@n, and the share of self / guided / expert rows in the data it
+    trained on (`stats`: (round, variant) -> that dataset's stats.json; `methods`: key -> {label, data})."""
+    labels = shown_labels({m: spec["label"] for m, spec in methods.items()}, extensions)
+    rows = []
+    for (round_, method), records in _grouped(metric_files, labels).items():
+        averages = {}
+        for field, scale in (("mean_acc", 1.0), ("accuracy", 100.0)):
+            per_seed = _by_seed(records, field, scale)
+            averages[field] = [_mean(list(values.values())) for values in per_seed.values()]
+        data = methods[method].get("data")
+        sources = stats.get((round_, data), {}).get("sources", {}) if data else {}
+        total = sum(sources.values())
+        rows.append({"round": round_, "method": method, "Method": labels[method], "data": data or "",
+                     "seeds": len(averages["accuracy"]), "mean_acc": _mean(averages["mean_acc"]),
+                     "avg@n": _mean(averages["accuracy"]), "sd (seeds)": _sd(averages["accuracy"]),
+                     **{f"{source} %": 100 * sources.get(source, 0) / total if total else math.nan
+                        for source in ("self", "guided", "expert")}})
+    return pd.DataFrame(rows, columns=["round", "method", "Method", "data", "seeds", "mean_acc", "avg@n",
+                                       "sd (seeds)", "self %", "guided %", "expert %"])
+
+
+def write_rounds(table: pd.DataFrame, stats: dict[tuple[int, str], dict[str, Any]], csv: str | Path,
+                 json_path: str | Path, settings: dict[str, Any]) -> None:
+    """The by-round table as CSV, and as JSON with each round's dataset stats and the rounds' settings (what the
+    figures read)."""
+    from mindthegap.io import write_json, write_text
+
+    write_text(table.round(4).to_csv(index=False), csv)
+    records = json.loads(table.to_json(orient="records"))  # NaN -> null
+    write_json({"settings": settings, "runs": records,
+                "datasets": [{"round": r, "variant": v, **s} for (r, v), s in sorted(stats.items())]}, json_path)
 
 
 def _latex_text(value: Any) -> Any:
@@ -163,12 +284,14 @@ def _latex_text(value: Any) -> Any:
 
 
 COUNTS_TITLE = "Samples: cut at the token limit, prompts too long, grader statuses (all benchmarks)"
+ROUNDS_TITLE = "Rounds: accuracy (%, mean over benchmarks and seeds) and training-data sources (%)"
 WEIGHTS_TITLE = "Training: token weights per source (w = 1 for SFT; p for DFT; clipped ratio for IS)"
 
 
 def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str | Path, latex: str | Path, *,
                  paper_name: str | None = None, counts: pd.DataFrame | None = None,
-                 diagnostics: pd.DataFrame | None = None, html: str | Path | None = None) -> None:
+                 diagnostics: pd.DataFrame | None = None, rounds: pd.DataFrame | None = None,
+                 html: str | Path | None = None) -> None:
     from mindthegap.io import write_text
 
     avg_row = next(kind for kind in table["Metric"].unique() if kind.startswith("avg@"))
@@ -179,11 +302,23 @@ def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str
                      f"- paper, on {MEAN_ACC}.")
     if table["Method"].str.endswith(OURS).any():
         notes.append(f"Methods marked{OURS} are our extensions, not in the paper.")
+    if (table["Metric"] == SEED_SD).any():
+        notes.append(f"Values are means over the training seeds; `{SEED_SD}`: their sample sd of {avg_row}; "
+                     f"`{SAMPLING_CI}`: the mean half-width of each seed's bootstrap 95 % interval of {avg_row}.")
+    if table["Method"].str.contains(r" \(round \d+\)$").any():
+        notes.append("Rows marked (round r) were trained on data rewritten by a round r-1 model (ours; the paper "
+                     "has one offline round).")
     text = (f"### {model}: accuracy (%)\n\n" + " ".join(notes) + "\n\n"
             + table.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
     if counts is not None and len(counts):
         text += (f"\n### {COUNTS_TITLE}\n\n"
                  + counts.to_markdown(index=False) + "\n")
+    shown_rounds = None
+    if rounds is not None and len(rounds) and rounds["round"].max() >= 2:
+        shown_rounds = rounds.drop(columns=["method"])
+        shown_rounds = shown_rounds.astype(object).where(shown_rounds.notna(), None)  # NaN (no spread) shows as –
+        text += (f"\n### {ROUNDS_TITLE}\n\n"
+                 + shown_rounds.to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n")
     if diagnostics is not None and len(diagnostics):
         text += (f"\n### {WEIGHTS_TITLE}\n\n"
                  + diagnostics.to_markdown(floatfmt=".4g") + "\n")
@@ -191,6 +326,7 @@ def write_tables(table: pd.DataFrame, model: str, markdown: str | Path, csv: str
     if html is not None:
         write_text(html_page([(f"{model}: accuracy (%)", " ".join(notes).replace("`", ""), table),
                               (COUNTS_TITLE, "", counts),
+                              (ROUNDS_TITLE, "", shown_rounds),
                               (WEIGHTS_TITLE, "", None if diagnostics is None else diagnostics.reset_index(), ".4g")]),
                    html)
     write_text(table.round(4).to_csv(index=False), csv)
@@ -225,18 +361,25 @@ def training_diagnostics(checkpoints: dict[str, str | Path], labels: dict[str, s
 # --- the evaluation in detail, the training data per source --------------------------------------------------
 
 
-def run_key(path: str | Path) -> tuple[str, str]:
-    """(method, benchmark) of an `eval/{model}/{method}/{bench}/verdicts.parquet` or `.../metrics.json` path."""
+def eval_file_key(path: str | Path) -> tuple[str, str]:
+    """(run, benchmark) of an `eval/{model}/{run}/{bench}/verdicts.parquet` or `.../metrics.json` path; the run is
+    `base` or `round{r}/{method}/seed{s}` (mindthegap.rounds)."""
     parts = Path(path).parts
-    return parts[-3], parts[-2]
+    run = parts[-3] if parts[-3] == BASE else "/".join(parts[-5:-2])
+    return run, parts[-2]
+
+
+def record_run(record: dict[str, Any]) -> str:
+    """The run id of a metrics record (records without a round or seed, written before rounds: round 1)."""
+    return run_id(record.get("round") or 1, record["method"], record.get("seed"))
 
 
 def evaluation_curves(verdict_files: Iterable[str | Path]) -> dict[tuple[str, str], dict[str, list[float]]]:
-    """(method, benchmark) -> pass@k and maj@k for k = 1..n (fractions), from each run's per-sample verdicts."""
+    """(run, benchmark) -> pass@k and maj@k for k = 1..n (fractions), from each run's per-sample verdicts."""
     curves = {}
     for path in verdict_files:
         correct, answers = problem_verdicts(pd.read_parquet(path))
-        curves[run_key(path)] = {"pass": metrics.pass_at_k_curve(correct),
+        curves[eval_file_key(path)] = {"pass": metrics.pass_at_k_curve(correct),
                                  "maj": metrics.maj_at_k_curve(answers, correct)}
     return curves
 
@@ -249,12 +392,13 @@ def shown_ks(n: int) -> list[int]:
 def evaluation_detail(metric_files: list[str | Path], curves: dict[tuple[str, str], dict[str, list[float]]],
                       methods: dict[str, str], benchmarks: list[str], extensions: Iterable[str] = ()
                       ) -> pd.DataFrame:
-    """One row per (method, benchmark): avg@n with its 95 % bootstrap interval, the harness's mean_acc, pass@k and
-    maj@k at k = 1, 2, 4, .., n (%), samples cut at the token limit and the grader's statuses."""
+    """One row per (run, benchmark): avg@n with its 95 % bootstrap interval, the harness's mean_acc, pass@k and
+    maj@k at k = 1, 2, 4, .., n (%), samples cut at the token limit and the grader's statuses. `methods`: run id
+    (`base`, `round{r}/{method}/seed{s}`) -> its label, in table order."""
     from mindthegap.grading import STATUSES
 
     labels = shown_labels(methods, extensions)
-    records = {(r["method"], r["benchmark"]): r for r in map(_read_metrics, metric_files)}
+    records = {(record_run(r), r["benchmark"]): r for r in map(_read_metrics, metric_files)}
     n = max((r["n"] for r in records.values()), default=0)
     rows = []
     for method in methods:

@@ -41,6 +41,7 @@ from slurm_helpers import (
 
 MODEL = "tiny"
 FAULT_METHOD = "dr_is"
+SEED = 42  # the training seed of config/demo.yaml
 GPU_RULES = {"sample", "evaluate_sample", "train"}
 CPU_RULES = {"build_demo_model", "prepare_problems", "prepare_benchmark", "verify", "rewrite", "evaluate_judge"}
 LOCAL_RULES = {"split_self", "report", "all"}
@@ -55,6 +56,7 @@ def variant_config() -> dict:
     cfg["problems"]["n"] = 32
     next(iter(cfg["benchmarks"].values()))["n"] = 16
     cfg["methods"] = {m: cfg["methods"][m] for m in ("base", "dr_is")}  # rewritten data, IS loss
+    cfg["rewrite"]["rounds"] = 1  # every rule kind runs in round 1
     for phase in ("self", "guided"):
         cfg["sampling"][phase].update(n=2, max_new_tokens=48)
     cfg["sampling"]["shards"] = 2
@@ -256,8 +258,8 @@ def test_requeued_training_resumes_from_its_checkpoint(slurm_run, tmp_path):
     cfg["training"].update(epochs=40, save_steps=5, logging_steps=1)  # 2 steps per epoch: 80 steps
     config_file = write_config(tmp_path, cfg)
     results = work / cfg["results_dir"]
-    target = f"{cfg['results_dir']}/checkpoints/{MODEL}/{FAULT_METHOD}"
-    work_dir = results / "work" / "checkpoints" / MODEL / FAULT_METHOD
+    target = f"{cfg['results_dir']}/checkpoints/{MODEL}/round1/{FAULT_METHOD}/seed{SEED}"
+    work_dir = results / "work" / "checkpoints" / MODEL / "round1" / FAULT_METHOD / f"seed{SEED}"
     profile = write_ci_profile(tmp_path / "profile", slurm_logdir=str(tmp_path / "slurm-logs"))
     cmd = ["timeout", "-s", "KILL", "600", SNAKEMAKE, "--profile", str(profile),
            *workflow_args(work, config_file, target)]
@@ -305,11 +307,12 @@ def test_requeued_training_resumes_from_its_checkpoint(slurm_run, tmp_path):
     job = slurm_job(job_id)
     assert job.get("Restarts") == "1" and job.get("JobState") == "COMPLETED", job
     # the job resumed from a checkpoint at or after the one seen before the requeue, and finished the schedule
-    summary = json.loads((results / "checkpoints" / MODEL / FAULT_METHOD / "training_log.json").read_text())["summary"]
+    published = results / "checkpoints" / MODEL / "round1" / FAULT_METHOD / f"seed{SEED}"
+    summary = json.loads((published / "training_log.json").read_text())["summary"]
     resumed = summary["resumed_from"]
     assert resumed and int(resumed.rsplit("-", 1)[1]) >= int(checkpoint.split("-")[1]), summary
     assert summary["global_steps"] == 80, summary
-    log = (results / "logs" / "train" / MODEL / f"{FAULT_METHOD}.log").read_text()
+    log = (results / "logs" / "train" / MODEL / "round1" / FAULT_METHOD / f"seed{SEED}.log").read_text()
     assert "resuming training from" in log, log[-3000:]
     # the rule's log is that of the restarted job (Snakemake truncates it when the job starts again)
     assert f"SLURM_JOB_ID={job_id}" in log and "CUDA_VISIBLE_DEVICES=0" in log, log[:500]
