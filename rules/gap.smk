@@ -45,9 +45,9 @@ rule policy_gap_checkpoint:
         rows=policy_gap_checkpoint_file(ext="parquet"),
         summary=policy_gap_checkpoint_file(ext="json"),
     log:
-        f"{RESULTS}/logs/policy_gap/{{model}}/{{run}}.log",
+        f"{RESULTS}/logs/policy_gap_checkpoint/{{model}}/{{run}}.log",
     benchmark:
-        f"{RESULTS}/timings/policy_gap/{{model}}/{{run}}.tsv"
+        f"{RESULTS}/timings/policy_gap_checkpoint/{{model}}/{{run}}.tsv"
     params:
         model=run_model_path,
         revision=run_model_revision,

@@ -87,6 +87,7 @@ def test_workflow_evaluates_two_benchmarks_with_one_job_per_shard(tiny_model_dir
     cfg["benchmarks"] = {name: {"source": "synthetic", "task": "arith", "split": "test", "n": n, "seed": n,
                                 "gold": "answer"} for name, n in (("first", 3), ("second", 2))}
     cfg["methods"] = {"base": {"label": "Base"}}
+    cfg["rewrite"].update(rounds=1, round_methods=[])  # the demo's round 2 retrains DR+DFT, not planned here
     cfg["evaluation"].update(shards=2, n=2, max_new_tokens=6)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     targets = [f"results/demo/eval/tiny/base/{name}/metrics.json" for name in cfg["benchmarks"]]

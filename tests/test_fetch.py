@@ -153,7 +153,7 @@ def test_paper_config_prefetches_each_hub_model_once_and_its_jobs_wait_for_it(tm
     marker = "results/prefetch/model/qwen25_math_7b.json"
     for rule in ("sample", "train", "evaluate_sample"):  # evaluation: of the base model
         job = next(j for j in jobs if j.rule.name == rule and j.wildcards.model == "qwen25_math_7b"
-                   and (rule != "evaluate_sample" or j.wildcards.method == "base"))
+                   and (rule != "evaluate_sample" or j.wildcards.run == "base"))
         inputs = {str(path): path for path in job.input}
         assert marker in inputs, f"{rule} must wait for the prefetch"
         assert inputs[marker].flags.get("ancient"), "a re-fetch alone must not rerun it"

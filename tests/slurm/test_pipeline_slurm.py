@@ -42,9 +42,11 @@ from slurm_helpers import (
 MODEL = "tiny"
 FAULT_METHOD = "dr_is"
 SEED = 42  # the training seed of config/demo.yaml
-GPU_RULES = {"sample", "evaluate_sample", "train"}
-CPU_RULES = {"build_demo_model", "prepare_problems", "prepare_benchmark", "verify", "rewrite", "evaluate_judge"}
-LOCAL_RULES = {"split_self", "report", "all"}
+GPU_RULES = {"sample", "evaluate_sample", "train", "policy_gap", "policy_gap_checkpoint"}
+CPU_RULES = {"build_demo_model", "prepare_problems", "prepare_benchmark", "contamination", "verify", "rewrite",
+             "evaluate_judge"}
+LOCAL_RULES = {"split_self", "report", "evaluation_table", "source_table", "figure_accuracy", "figure_pass_at_k",
+               "figure_sources", "figure_policy_gap", "figure_training", "manifest", "all"}
 RESUMABLE_RULES = GPU_RULES
 
 
@@ -56,7 +58,7 @@ def variant_config() -> dict:
     cfg["problems"]["n"] = 32
     next(iter(cfg["benchmarks"].values()))["n"] = 16
     cfg["methods"] = {m: cfg["methods"][m] for m in ("base", "dr_is")}  # rewritten data, IS loss
-    cfg["rewrite"]["rounds"] = 1  # every rule kind runs in round 1
+    cfg["rewrite"].update(rounds=1, round_methods=[])  # every rule kind runs in round 1
     for phase in ("self", "guided"):
         cfg["sampling"][phase].update(n=2, max_new_tokens=48)
     cfg["sampling"]["shards"] = 2
