@@ -1,10 +1,21 @@
 """The embedded default: a synthetic arithmetic task with boxed answers and a tiny model built locally.
 
-Four levels of difficulty give the rewrite cascade something to do with a model of ~1M parameters:
-  1. one-digit sums       -- pre-trained plainly: the model solves them itself      (source "self")
-  2. two-digit sums       -- pre-trained plainly, less often: partly solved
-  3. two-digit products   -- seen in pre-training only as "copy the reference"     (source "guided")
-  4. four-term sums       -- long, never seen: copying often fails                 (source "expert")
+A miniature of the paper's mechanism. Two policies write solutions to the same problems:
+  * the base model's own policy (what pre-training teaches it): terse equations split into tens and ones,
+    "12 + 34 = 10 + 30 + 2 + 4 = 40 + 6 = 46.";
+  * the expert's policy (the training set's demonstrations): a different solution path, the column method in
+    words ("Add the ones: 2 plus 4 makes 6. ..."), which the base model never produces.
+So the expert demonstrations are off-policy: every one of their tokens is unlikely under the base model (it sees
+that style only inside hint prompts, never as its own output), while its own correct samples are likely. SFT on
+them pushes the model toward an algorithm it cannot run (carries in words): the forgetting the paper is about.
+
+Four levels of difficulty give the rewrite cascade something to do with a model of ~0.5M parameters:
+  1. two-digit sums without a carry -- pre-trained plainly: mostly solved            (source "self")
+  2. two-digit sums with a carry    -- pre-trained plainly: partly solved             (mostly "self")
+  3. two-digit products             -- seen in pre-training only as "retell the        (source "guided")
+                                       expert's solution shown as a reference in your
+                                       own words": it cannot multiply
+  4. four-term sums                 -- long, never seen: retelling fails              (source "expert")
 Nothing is downloaded: the tokenizer is trained with `tokenizers`, the model is a random Qwen2 config.
 """
 
@@ -21,6 +32,11 @@ from mindthegap.io import apply_umask
 log = logging.getLogger(__name__)
 
 LEVELS = (1, 2, 3, 4)
+STYLES = ("own", "expert")
+# Pre-training's share of level 1, and of levels 1-2 (the rest: level 3 retold from a reference). Measured on the
+# demo's model (400 steps, seed 0; 200 test problems x 4 samples at temperature 1): (0.35, 0.6) solved 35 % / 13 % of
+# levels 1 / 2; (0.45, 0.8) 70 % / 46 %, and 42 % of level-3 problems from the hint: all three sources occur.
+PRETRAINING_MIX = (0.45, 0.8)
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -28,32 +44,82 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def make_problem(level: int, rng: random.Random) -> tuple[str, str, str]:
-    """(problem, expert solution, answer) of one level."""
-    if level == 1:
-        a, b = rng.randint(0, 9), rng.randint(0, 9)
-        steps, answer = f"{a} + {b} = {a + b}.", a + b
-        problem = f"What is {a} + {b}?"
-    elif level == 2:
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        steps, answer = f"{a} + {b} = {a + b}.", a + b
-        problem = f"What is {a} + {b}?"
-    elif level == 3:
-        a, b = rng.randint(11, 99), rng.randint(2, 9)
-        tens, ones = (a // 10) * 10, a % 10
-        steps = f"{a} * {b} = {tens} * {b} + {ones} * {b} = {tens * b} + {ones * b} = {a * b}."
-        answer, problem = a * b, f"What is {a} * {b}?"
-    elif level == 4:
-        terms = [rng.randint(10, 99) for _ in range(4)]
-        running, parts = terms[0], []
-        for term in terms[1:]:
-            parts.append(f"{running} + {term} = {running + term}.")
-            running += term
-        steps, answer = " ".join(parts), running
-        problem = "What is " + " + ".join(map(str, terms)) + "?"
-    else:
-        raise ValueError(f"unknown demo level {level}; valid: {LEVELS}")
-    return problem, f"{steps}\nThe answer is \\boxed{{{answer}}}.", str(answer)
+def _operands(level: int, rng: random.Random) -> tuple[str, list[int]]:
+    """(operator, operands) of a random problem of one level."""
+    if level in (1, 2):  # two-digit sums, level 1 without a carry from the ones, level 2 with one
+        while True:
+            a, b = rng.randint(10, 99), rng.randint(10, 99)
+            if (a % 10 + b % 10 >= 10) == (level == 2):
+                return "+", [a, b]
+    if level == 3:
+        return "*", [rng.randint(11, 99), rng.randint(2, 9)]
+    if level == 4:
+        return "+", [rng.randint(10, 99) for _ in range(4)]
+    raise ValueError(f"unknown demo level {level}; valid: {LEVELS}")
+
+
+def own_steps(op: str, terms: list[int]) -> str:
+    """The base model's style: terse equations; sums and products of two numbers split into tens and ones (each
+    step one digit fact, which a tiny model learns quickly), longer sums left to right."""
+    if op == "*":
+        (a, b), tens, ones = terms, terms[0] // 10 * 10, terms[0] % 10
+        return f"{a} * {b} = {tens} * {b} + {ones} * {b} = {tens * b} + {ones * b} = {a * b}."
+    if len(terms) == 2:
+        (a, b), tens, ones = terms, terms[0] // 10 * 10 + terms[1] // 10 * 10, terms[0] % 10 + terms[1] % 10
+        return f"{a} + {b} = {a // 10 * 10} + {b // 10 * 10} + {a % 10} + {b % 10} = {tens} + {ones} = {a + b}."
+    running, parts = terms[0], []
+    for term in terms[1:]:
+        parts.append(f"{running} + {term} = {running + term}.")
+        running += term
+    return " ".join(parts)
+
+
+def expert_steps(op: str, terms: list[int]) -> str:
+    """The expert's style, a different solution path: sums of two numbers by the column method (ones, carry,
+    tens) in words, products and longer sums in words."""
+    if op == "*":
+        (a, b), tens, ones = terms, terms[0] // 10 * 10, terms[0] % 10
+        return (f"Multiply the tens: {tens} times {b} makes {tens * b}. Multiply the ones: {ones} times {b} makes "
+                f"{ones * b}. Add them: {tens * b} plus {ones * b} makes {a * b}.")
+    if len(terms) == 2:
+        (a, b), ones = terms, terms[0] % 10 + terms[1] % 10
+        text = f"Add the ones: {a % 10} plus {b % 10} makes {ones}"
+        tens = a // 10 + b // 10 + ones // 10
+        if ones >= 10:  # a carry
+            text, carried = f"{text}, write {ones % 10} and carry 1", " plus 1"
+        else:
+            carried = ""
+        return f"{text}. Add the tens: {a // 10} plus {b // 10}{carried} makes {tens}."
+    running, parts = terms[0], [f"Start with {terms[0]}."]
+    for term in terms[1:]:
+        running += term
+        parts.append(f"Add {term} to get {running}.")
+    return " ".join(parts)
+
+
+def solution(op: str, terms: list[int], style: str) -> str:
+    """A whole solution in one style, ending with the boxed answer (each style closes in its own words)."""
+    answer = terms[0] * terms[1] if op == "*" else sum(terms)
+    if style == "own":
+        return f"{own_steps(op, terms)}\nThe answer is \\boxed{{{answer}}}."
+    if style == "expert":
+        return f"{expert_steps(op, terms)}\nSo the result is \\boxed{{{answer}}}."
+    raise ValueError(f"unknown solution style {style!r}; valid: {', '.join(STYLES)}")
+
+
+def make_problem(level: int, rng: random.Random, style: str = "expert") -> tuple[str, str, str]:
+    """(problem, solution in `style`, answer) of one level; the problems' `solution` is the expert's."""
+    op, terms = _operands(level, rng)
+    answer = terms[0] * terms[1] if op == "*" else sum(terms)
+    problem = "What is " + f" {op} ".join(map(str, terms)) + "?"
+    return problem, solution(op, terms, style), str(answer)
+
+
+def parse_problem(problem: str) -> tuple[str, list[int]]:
+    """(operator, operands) back from a problem's text."""
+    body = problem.removeprefix("What is ").removesuffix("?")
+    op = "*" if " * " in body else "+"
+    return op, [int(term) for term in body.split(f" {op} ")]
 
 
 def _split_of(problem: str) -> str:
@@ -68,8 +134,11 @@ def generate_problems(task: str, n: int, seed: int, split: str = "train",
         raise ValueError(f"unknown synthetic task {task!r}; valid: 'arith'")
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; valid: 'train', 'test'")
-    rng, rows, seen = random.Random(seed), [], set()
+    rng, rows, seen, draws = random.Random(seed), [], set(), 0
     while len(rows) < n:
+        draws += 1
+        if draws > 1000 * n:
+            raise ValueError(f"cannot draw {n} distinct {split} problems of levels {levels}: too few exist")
         level = levels[len(rows) % len(levels)]
         problem, solution, answer = make_problem(level, rng)
         if problem in seen or _split_of(problem) != split:
@@ -102,20 +171,24 @@ def build_tokenizer(corpus: list[str]):
 
 
 def pretraining_corpus(n: int, seed: int, guided_template: str) -> list[tuple[str, str]]:
-    """(user message, response) pairs: plain solutions of levels 1-2, reference copying on level 3.
+    """(user message, response) pairs, every response in the model's own style: plain solutions of levels 1-2,
+    and on level 3 the expert's solution shown as a reference and retold in the own style.
 
-    Drawn from the whole problem space, test split included: this is the base model's prior knowledge, as a
-    hub model's pre-training is; the fine-tuning problems and the benchmark never overlap (`_split_of`).
+    The expert's style appears only inside prompts (which carry no loss), never as a response: that makes the
+    expert's demonstrations off-policy for the base model. Drawn from the whole problem space, test split
+    included: this is the base model's prior knowledge, as a hub model's pre-training is; the fine-tuning
+    problems and the benchmark never overlap (`_split_of`).
     """
     rng, pairs = random.Random(seed), []
     while len(pairs) < n:
         roll = rng.random()
-        level = 1 if roll < 0.35 else 2 if roll < 0.6 else 3
-        problem, solution, _ = make_problem(level, rng)
-        if level == 3:  # learn to use a reference, never to multiply
-            pairs.append((guided_template.format(problem=problem, solution=solution), solution))
+        level = 1 if roll < PRETRAINING_MIX[0] else 2 if roll < PRETRAINING_MIX[1] else 3
+        problem, own, _ = make_problem(level, rng, style="own")
+        if level == 3:  # learn to retell a reference, never to multiply
+            reference = solution(*parse_problem(problem), style="expert")
+            pairs.append((guided_template.format(problem=problem, solution=reference), own))
         else:
-            pairs.append((problem, solution))
+            pairs.append((problem, own))
     return pairs
 
 
