@@ -79,6 +79,12 @@ def test_a_later_seed_plans_every_file_the_aggregation_reads(tmp_path):
     assert not missing, missing
 
 
+def test_a_later_seed_without_seed_zeros_model_stops_with_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="run seed 0 first"):
+        experiment.run_seed(experiment_cfg(), 1, tmp_path, cores=1)
+    assert not (tmp_path / "seed1.yaml").exists()
+
+
 # --- statistics ------------------------------------------------------------------------------------------------
 
 

@@ -106,8 +106,13 @@ def run_seed(config: dict[str, Any], seed: int, out: Path, cores: int, dry_run: 
     """One seed's workflow (resumes where it stopped); its wall time in seconds. Seeds after the first fine-tune
     the first seed's base model (it must have run)."""
     configfile = out / f"seed{seed}.yaml"
-    configfile.parent.mkdir(parents=True, exist_ok=True)
-    write_text(yaml.safe_dump(seed_config(config, seed, out), sort_keys=False), configfile)
+    seeded = seed_config(config, seed, out)
+    missing = [spec["path"] for name, spec in seeded["models"].items()
+               if seed and "build" in config["models"][name] and not Path(spec["path"]).is_dir()]
+    if missing and not dry_run:
+        raise SystemExit(f"seed {seed} fine-tunes seed 0's pre-trained model, but {missing[0]} does not exist: "
+                         "run seed 0 first (--only-seed 0)")
+    write_text(yaml.safe_dump(seeded, sort_keys=False), configfile)
     command = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
                "--configfile", str(configfile), "--profile", str(REPO / "profiles/local"), "--cores", str(cores)]
     start = time.monotonic()
