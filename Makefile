@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: install vllm-venv demo rehearsal test test-fast dry-run gpu-check clean-demo
+.PHONY: install vllm-venv demo experiment rehearsal test test-fast dry-run gpu-check clean-demo
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ demo: install
 	$(SNAKEMAKE) --profile profiles/local --configfile config/demo.yaml
 	@cat results/demo/tables/tiny.md
 	@for f in results/demo/datasets/tiny/round*/rewritten.stats.json; do echo "$$f sources:" && $(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1]))['sources'])" $$f; done
+
+## experiment: the demo's miniature under 3 seeds (config/experiment.yaml over config/demo.yaml; EXPERIMENT_ARGS, e.g.
+## "--seeds 5"): accuracy with intervals, the paper's comparisons, the policy gap and weight variance per source
+## (results/experiment/table.md, summary.json)
+experiment: install
+	$(BIN)/python -m mindthegap.experiment $(EXPERIMENT_ARGS)
 
 ## test: the whole test suite (the SLURM tests start a local cluster; they need root)
 test: install
