@@ -18,7 +18,7 @@ def test_both_styles_solve_the_problem(level):
         op, terms = demo.parse_problem(problem)
         truth = terms[0] * terms[1] if op == "*" else sum(terms)
         own = demo.solution(op, terms, "own")
-        assert answer == str(truth)
+        assert answer == str(truth) and demo.level_of(problem) == level
         for text in (expert, own):
             assert re.findall(r"\\boxed\{(\d+)\}", text) == [answer]
         assert any(phrase in expert for phrase in EXPERT_PHRASES) and not any(p in own for p in EXPERT_PHRASES)

@@ -167,6 +167,7 @@ CORRECT = {"base": [[1, 0, 0, 2], [0, 1, 0, 2]], "sft": [[0, 0, 0, 2], [0, 0, 1,
            "dr_dft": [[2, 1, 1, 2], [1, 1, 2, 2]], "dr_is": [[2, 2, 2, 2], [2, 2, 2, 1]],
            "dr_psft": [[0, 0, 0, 0], [0, 0, 0, 1]]}
 SOURCES_OF_ROWS = ["self", "self", "guided", "expert"]
+PROBLEMS = ["What is 12 + 34?", "What is 18 + 27?", "What is 23 * 4?", "What is 10 + 20 + 30 + 40?"]  # levels 1-4
 
 
 def write_verdicts(path, correct):
@@ -200,6 +201,9 @@ def fake_run(tmp_path):
         for method, per_seed in CORRECT.items():
             run = "base" if method == "base" else f"round1/{method}/seed{training_seed}"
             write_verdicts(run_dir / f"eval/{MODEL}/{run}/{BENCH}/verdicts.parquet", per_seed[k])
+        write_parquet(pd.DataFrame({"id": [f"{BENCH}-{p}" for p in range(4)], "problem": PROBLEMS,
+                                    "answer": ["46", "45", "92", "100"], "solution": [""] * 4}),
+                      run_dir / f"benchmarks/{BENCH}.parquet")
         base_rows = gap_rows(0.1 * k)
         gap.write_rows(base_rows, run_dir / f"policy_gap/{MODEL}/rows.parquet")
         for j, method in enumerate(m for m in CORRECT if m != "base"):
@@ -223,6 +227,11 @@ def test_aggregate_reads_the_run_and_markdown_reports_it(fake_run):
         expected = [100 * sum(hits) / 8 for hits in per_seed]
         assert methods[method]["per_seed"] == pytest.approx(expected)
         assert methods[method]["accuracy"] == pytest.approx(np.mean(expected))
+    # per level = per problem here: hits of 2 samples, mean over the two seeds
+    by_level = summary["accuracy_by_level"]
+    assert {k: v["accuracy"] for k, v in by_level["dr_sft"].items()} == {"1": 100.0, "2": 75.0, "3": 75.0, "4": 100.0}
+    assert {k: v["accuracy"] for k, v in by_level["base"].items()} == {"1": 25.0, "2": 25.0, "3": 0.0, "4": 100.0}
+    assert by_level["dr_sft"]["2"]["ci95"] == [50.0, 100.0], "one problem a level: only the seeds vary"
     comparison = summary["accuracy"]["comparisons"]["dr_sft-sft"]
     assert comparison["difference"] == pytest.approx(np.mean([100 * 7 / 8, 100 * 7 / 8]) - np.mean([25, 25]))
     # the gap: self rows -0.2, -0.3 vs expert -2.0 (+ 0.1 k); guided -0.4 vs -2.0; expert rows are their own
@@ -239,11 +248,16 @@ def test_aggregate_reads_the_run_and_markdown_reports_it(fake_run):
     assert "| DR+IS (our extension) |" in table and "| SFT | 25.0 | 25.0 | 25.0 |" in table
     assert "| self | 4 | -0.20 | -1.95 | 1.75 |" in table
     assert "| all | 8 | " in table and ("by 1.27 nats" in table or "by 1.28 nats" in table)  # 1.275
+    assert "| DR+SFT | 100.0 | 75.0 | 75.0 | 100.0 |" in table  # per level
     assert "| DR+DFT | 0.0600 | – | 0.1000 |" in table
     assert "| DR+DFT | 1.50 | 1.50 |" in table
     assert "seed0 61 s, seed1 59 s, total 120 s" in table
     assert "The paper's ordering " in table and "DR+SFT above SFT: " in table and "DR+DFT at least DFT: " in table
     json.dumps(summary)  # summary.json
+    experiment.figure(summary, out / "accuracy.png", out / "accuracy.svg")
+    svg = (out / "accuracy.svg").read_text()
+    assert (out / "accuracy.png").stat().st_size > 0 and "all problems" in svg and "1: sums, no carry" in svg
+    assert "DR+PSFT (ours)" in svg
 
 
 def test_ordering_sentence():

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mindthegap import demo
 from mindthegap.io import write_json, write_text
 from mindthegap.rounds import BASE, run_id
 
@@ -179,6 +180,32 @@ def correctness(run_dir: Path, model: str, run: str, benchmarks: list[str]) -> n
     return np.concatenate(rows)
 
 
+def benchmark_levels(run_dir: Path, config: dict[str, Any]) -> np.ndarray | None:
+    """The demo task's level of each benchmark problem, in `correctness`'s order; None unless every benchmark is
+    the synthetic arithmetic task."""
+    if any(spec.get("source") != "synthetic" for spec in config["benchmarks"].values()):
+        return None
+    levels = []
+    for bench in config["benchmarks"]:
+        problems = pd.read_parquet(run_dir / f"benchmarks/{bench}.parquet", columns=["id", "problem"])
+        levels.append(problems.sort_values("id")["problem"].map(demo.level_of).to_numpy())
+    return np.concatenate(levels)
+
+
+def accuracy_by_level(per_seed: dict[str, list[np.ndarray]], levels: np.ndarray,
+                      resamples: int = 4000) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per method and level, the accuracy (%) over seeds and samples with its hierarchical 95 % interval: which
+    skills training kept or lost."""
+    out: dict[str, dict[str, dict[str, Any]]] = {method: {} for method in per_seed}
+    for level in sorted(set(levels.tolist())):
+        subset = {method: [a[levels == level] for a in arrays] for method, arrays in per_seed.items()}
+        draws = hierarchical_bootstrap(subset, resamples=resamples)
+        for method, arrays in subset.items():
+            out[method][str(level)] = {"accuracy": 100 * float(np.mean([a.mean() for a in arrays])),
+                                       "ci95": [100 * v for v in interval(draws[method])]}
+    return out
+
+
 def hierarchical_bootstrap(per_seed: dict[str, list[np.ndarray]], *, resamples: int = 4000, seed: int = 0,
                            batch: int = 500) -> dict[str, np.ndarray]:
     """Bootstrap means of each method: seeds drawn with replacement, then problems within each drawn seed, the
@@ -291,6 +318,7 @@ def aggregate(out: Path, config: dict[str, Any], seeds: list[int], wall: dict[st
     runs = {seed: out / f"seed{seed}" for seed in seeds}
     per_seed = {method: [correctness(runs[s], model, run_of(config, method, s), benchmarks) for s in seeds]
                 for method in methods}
+    levels = benchmark_levels(runs[seeds[0]], config)
     gaps = {f"seed{s}": gap_by_source(pd.read_parquet(gap_rows_file(runs[s], model))) for s in seeds}
     weights = {method: {f"seed{s}": weight_variance(training_log_file(runs[s], model, run_of(config, method, s)))
                         for s in seeds}
@@ -306,7 +334,9 @@ def aggregate(out: Path, config: dict[str, Any], seeds: list[int], wall: dict[st
             "samples_per_problem": config["evaluation"]["n"],
             "labels": {m: config["methods"][m]["label"] for m in methods},
             "extensions": [m for m in methods if config["methods"][m].get("extension", False)],
-            "accuracy": accuracy_summary(per_seed, resamples), "policy_gap": gaps, "weight_var": weights,
+            "accuracy": accuracy_summary(per_seed, resamples),
+            "accuracy_by_level": None if levels is None else accuracy_by_level(per_seed, levels, resamples),
+            "policy_gap": gaps, "weight_var": weights,
             "drift": shifts, "wall_s": dict(wall)}
 
 
@@ -351,6 +381,16 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {claim} | {comparison['difference']:+.1f} | "
                      f"[{comparison['ci95'][0]:+.1f}, {comparison['ci95'][1]:+.1f}] | {comparison['holds']} |")
     lines += ["", ordering_sentence(summary)]
+    if summary.get("accuracy_by_level"):
+        by_level = summary["accuracy_by_level"]
+        names = list(next(iter(by_level.values())))
+        lines += ["", "Accuracy per level of the task (%, mean over seeds and samples; src/mindthegap/demo.py: the "
+                  "base model solves levels 1-2 itself and level 3 only from a hint):", "",
+                  "| Method | " + " | ".join(f"{name}: {demo.LEVEL_NAMES[int(name)]}" for name in names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for method, row in by_level.items():
+            lines.append(f"| {labels[method]} | " + " | ".join(f"{row[name]['accuracy']:.1f}" for name in names)
+                         + " |")
     gaps = [summary["policy_gap"][s] for s in seeds]
     lines += ["", "Policy gap under the base model: mean token log-prob (nats) of the rewritten dataset's kept "
               "responses and of the expert solutions of the same problems (rows: sum over seeds; means: mean "
@@ -380,6 +420,22 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def figure(summary: dict[str, Any], png: Path, svg: Path) -> None:
+    """Accuracy per method over all problems and per level of the task, with the hierarchical 95 % intervals."""
+    from mindthegap import figures
+
+    labels = {m: label + (" (ours)" if m in summary["extensions"] else "") for m, label in summary["labels"].items()}
+    records = [{"method": m, "benchmark": "all problems", "accuracy": row["accuracy"] / 100,
+                "ci95": [v / 100 for v in row["ci95"]]} for m, row in summary["accuracy"]["methods"].items()]
+    for method, levels in (summary.get("accuracy_by_level") or {}).items():
+        records += [{"method": method, "benchmark": f"{level}: {demo.LEVEL_NAMES[int(level)]}", "accuracy": row["accuracy"] / 100,
+                     "ci95": [v / 100 for v in row["ci95"]]} for level, row in levels.items()]
+    groups = list(dict.fromkeys(r["benchmark"] for r in records))
+    title = (f"Miniature: avg@{summary['samples_per_problem']} over {len(summary['seeds'])} seeds x "
+             f"{summary['problems_per_seed']} problems (95 % hierarchical bootstrap interval)")
+    figures.save(figures.accuracy_figure(records, labels, groups, title=title, average=False), png, svg)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(REPO / "config/experiment.yaml"),
@@ -391,19 +447,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OUT), help="results directory (default results/experiment)")
     parser.add_argument("--only-seed", type=int, help="run this one seed's workflow, no aggregation")
     parser.add_argument("--dry-run", action="store_true", help="write the seed configs and plan each seed (-n)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="aggregate the finished seeds again (wall times: the last summary.json's)")
     args = parser.parse_args(argv)
     out, config = Path(args.out), experiment_config(args.base, args.config)
-    write_text(yaml.safe_dump(config, sort_keys=False), out / "config.yaml")
     seeds = [args.only_seed] if args.only_seed is not None else list(range(args.seeds))
-    start, wall = time.monotonic(), {}
-    for seed in seeds:
-        wall[f"seed{seed}"] = run_seed(config, seed, out, args.cores, args.dry_run)
-    if args.only_seed is not None or args.dry_run:
-        return 0
-    wall["total"] = time.monotonic() - start
+    if args.report_only:
+        previous = out / "summary.json"
+        wall = json.loads(previous.read_text())["wall_s"] if previous.exists() else {}
+    else:
+        write_text(yaml.safe_dump(config, sort_keys=False), out / "config.yaml")
+        start, wall = time.monotonic(), {}
+        for seed in seeds:
+            wall[f"seed{seed}"] = run_seed(config, seed, out, args.cores, args.dry_run)
+        if args.only_seed is not None or args.dry_run:
+            return 0
+        wall["total"] = time.monotonic() - start
     summary = aggregate(out, config, seeds, wall)
     write_json(summary, out / "summary.json")
     write_text(markdown(summary), out / "table.md")
+    figure(summary, out / "accuracy.png", out / "accuracy.svg")
     print(markdown(summary))
     return 0
 

@@ -66,12 +66,12 @@ def _message(ax, text: str) -> None:
 
 
 def accuracy_figure(records: Sequence[dict[str, Any]], labels: dict[str, str], benchmarks: Sequence[str], *,
-                    paper: dict[str, dict[str, float]] | None = None, title: str = ""):
-    """Grouped bars: avg@n (%) per benchmark (and their unweighted average) for each method, with the 95 %
-    bootstrap interval as error bars; the paper's number for the same method as a black diamond (`paper`:
-    method -> {benchmark: %}, only for methods the paper has). `records`: metrics.json contents."""
+                    paper: dict[str, dict[str, float]] | None = None, title: str = "", average: bool = True):
+    """Grouped bars: avg@n (%) per benchmark (and, with `average`, their unweighted average) for each method,
+    with the 95 % bootstrap interval as error bars; the paper's number for the same method as a black diamond
+    (`paper`: method -> {benchmark: %}, only for methods the paper has). `records`: metrics.json contents."""
     by_run = {(r["method"], r["benchmark"]): r for r in records}
-    average = len(benchmarks) > 1  # the average of one benchmark is that benchmark
+    average = average and len(benchmarks) > 1  # the average of one benchmark is that benchmark
     groups = [*benchmarks, "average"] if average else list(benchmarks)
     methods = list(labels)
     figure, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) * max(1, len(methods)) / 3 + 2), 3.8))
