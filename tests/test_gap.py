@@ -67,14 +67,15 @@ def direct_logprobs(model, tokenizer, prompt: str, completion: list[int]) -> lis
 
 
 def trained_ids(row, tokenizer) -> list[int]:
-    """The response as the paper trains on it: sampled ids (a random model's samples here end with EOS or are cut,
-    never on another special token), else the solution's tokens; then EOS."""
+    """The response as the paper trains on it: sampled ids, else the solution's tokens; then EOS. A sample that
+    ends on another special token (a random model may draw the pad token last) ends with EOS instead."""
     eos = tokenizer.eos_token_id
     if row["completion_token_ids"] is None:
         return tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [eos]
     ids = [int(t) for t in row["completion_token_ids"]]
-    assert ids[-1] == eos or ids[-1] not in tokenizer.all_special_ids
-    return ids if ids[-1] == eos else ids + [eos]
+    if ids[-1] == eos:
+        return ids
+    return (ids[:-1] if ids[-1] in tokenizer.all_special_ids else ids) + [eos]
 
 
 def test_rows_match_a_direct_forward_pass(dataset, scored, tiny_model_dir):
@@ -97,7 +98,9 @@ def test_rows_match_a_direct_forward_pass(dataset, scored, tiny_model_dir):
             assert got["kept_logprob_sum"] == got["expert_logprob_sum"] and len(got["logratio"]) == 0
             assert math.isnan(got["logratio_mean"]) and math.isnan(got["logratio_var"])
             continue
-        stored = list(row["behaviour_logprobs"])  # the appended EOS was never sampled: no log-ratio for it
+        # an EOS the sampler never drew (appended, or in place of a last special token) has no log-ratio
+        known = len(kept_ids) - (int(row["completion_token_ids"][-1]) != tokenizer.eos_token_id)
+        stored = list(row["behaviour_logprobs"])[:known]
         ratio = np.asarray(direct_logprobs(model, tokenizer, row["prompt"], kept_ids)[:len(stored)]) - stored
         assert np.allclose(got["logratio"], ratio, atol=FP32_TOLERANCE)
         assert got["logratio_mean"] == pytest.approx(ratio.mean(), abs=FP32_TOLERANCE)
