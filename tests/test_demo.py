@@ -105,6 +105,26 @@ def test_expert_solutions_are_off_policy(demo_run):
         assert (gap > GAP_MARGIN).all(), (source, gap.min())
 
 
+def test_the_experiment_aggregates_a_real_run(demo_run, tmp_path):
+    """`make experiment`'s aggregation on the demo's run taken as seed 0: the files it reads are where the workflow
+    writes them, and its accuracies are the results table's."""
+    from mindthegap import experiment
+
+    cfg = load_config("demo.yaml")
+    (tmp_path / "seed0").symlink_to(demo_run, target_is_directory=True)
+    summary = experiment.aggregate(tmp_path, cfg, [0], {}, resamples=200)
+    table = pd.read_csv(demo_run / "tables/tiny.csv")
+    avg = table[table["Metric"] == "avg@4"].set_index("Method")["arith_test"]
+    for method, row in summary["accuracy"]["methods"].items():
+        label = cfg["methods"][method]["label"] + (" (ours)" if cfg["methods"][method].get("extension") else "")
+        assert row["accuracy"] == pytest.approx(avg[label], abs=0.01), method
+    levels = summary["accuracy_by_level"]["base"]
+    assert np.mean([levels[level]["accuracy"] for level in levels]) == pytest.approx(avg["Base"], abs=0.01)
+    assert set(summary["drift"]) == set(summary["weight_var"]) == set(experiment.trained_methods(cfg))
+    assert summary["policy_gap"]["seed0"]["self"]["rows"] > 0
+    assert "The paper's ordering " in experiment.markdown(summary)
+
+
 def test_checkpoints_and_metrics(demo_run):
     for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is", "dr_psft"):
         log = json.loads((demo_run / f"checkpoints/tiny/round1/{method}/seed42/training_log.json").read_text())

@@ -27,8 +27,10 @@ def backend(tiny_model_dir):
 @pytest.fixture(scope="module")
 def sampled(backend):
     """(prompt, completion) of 2 samples per prompt at temperature 1, top-p 1: their recorded log-probs are the
-    model's raw ones, which scoring computes."""
-    outputs = backend.sample(PROMPTS, SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=3))
+    model's raw ones, which scoring computes. A budget per prompt makes their lengths differ even when the random
+    model never draws EOS."""
+    outputs = backend.sample(PROMPTS, SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=3),
+                             max_new_tokens=[16, 11, 6])
     pairs = [(prompt, completion) for prompt, completions in zip(PROMPTS, outputs) for completion in completions]
     assert len({len(c.token_ids) for _, c in pairs}) > 1, "the test needs completions of different lengths"
     return pairs
