@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from mindthegap.generation import Backend
 from mindthegap.io import DataError, atomic_path
-from mindthegap.sampling import _reset_if_stale
+from mindthegap.sampling import reset_if_stale
 from mindthegap.training import encode_row
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def score_dataset(dataset: pd.DataFrame, backend_factory: Callable[[], Backend],
     """
     work = Path(work)
     fingerprint = {"chunk_size": chunk_size, "resume_key": resume_key or {}, "data_sha256": data_digest(dataset)}
-    _reset_if_stale(work, fingerprint)
+    reset_if_stale(work, fingerprint)
     records = dataset.to_dict("records")
     chunks = [records[start:start + chunk_size] for start in range(0, len(records), chunk_size)]
     todo = [index for index in range(len(chunks)) if not _part(work, index).exists()]

@@ -75,7 +75,7 @@ def sample_to_parquet(problems: pd.DataFrame, render: Callable[[dict[str, Any]],
     prompts = [render(row) for row in problems.to_dict("records")]
     fingerprint = {"params": asdict(params), "chunk_size": chunk_size, "resume_key": resume_key or {},
                    "problems_and_prompts_sha256": _digest(ids, prompts)}
-    _reset_if_stale(parts, fingerprint)
+    reset_if_stale(parts, fingerprint)
     done = _problems_on_disk(parts)
     todo = [i for i, problem_id in enumerate(ids) if problem_id not in done]
     if done:
@@ -254,7 +254,9 @@ def _directory_signature(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _reset_if_stale(parts: Path, fingerprint: dict) -> None:
+def reset_if_stale(parts: Path, fingerprint: dict) -> None:
+    """Prepare a resumable work directory: parts made with other settings (another `fingerprint`) are discarded,
+    so a resumed job never mixes them with its own. Shared by sampling and the policy gap."""
     marker = parts / "fingerprint.json"
     fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
     if parts.exists() and (not marker.exists() or json.loads(marker.read_text()) != fingerprint):
