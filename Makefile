@@ -35,7 +35,7 @@ demo: install
 
 ## experiment: the demo's miniature under 3 seeds (config/experiment.yaml over config/demo.yaml; EXPERIMENT_ARGS, e.g.
 ## "--seeds 5"): accuracy with intervals, the paper's comparisons, the policy gap and weight variance per source
-## (results/experiment/table.md, summary.json, accuracy.png; 9.5 min on 2 cores)
+## (results/experiment/table.md, summary.json, accuracy.png; 10 min on 2 cores)
 experiment: install
 	$(BIN)/python -m mindthegap.experiment $(EXPERIMENT_ARGS)
 
