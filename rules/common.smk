@@ -351,11 +351,15 @@ def method_is_extension(method):
 
 def planned_methods():
     """The methods of this run, in config order: the paper's grid, plus our extensions when `extensions: true`."""
-    return [m for m in config["methods"] if config.get("extensions", False) or not method_is_extension(m)]
+    from mindthegap.rounds import planned_methods as planned
+
+    return planned(config)
 
 
 def trained_methods():
-    return [m for m in planned_methods() if "data" in config["methods"][m]]
+    from mindthegap.rounds import trained_methods as trained
+
+    return trained(config)
 
 
 def rounds():

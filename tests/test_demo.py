@@ -109,6 +109,7 @@ def test_the_experiment_aggregates_a_real_run(demo_run, tmp_path):
     """`make experiment`'s aggregation on the demo's run taken as seed 0: the files it reads are where the workflow
     writes them, and its accuracies are the results table's."""
     from mindthegap import experiment
+    from mindthegap.rounds import trained_methods
 
     cfg = load_config("demo.yaml")
     (tmp_path / "seed0").symlink_to(demo_run, target_is_directory=True)
@@ -120,7 +121,7 @@ def test_the_experiment_aggregates_a_real_run(demo_run, tmp_path):
         assert row["accuracy"] == pytest.approx(avg[label], abs=0.01), method
     levels = summary["accuracy_by_level"]["base"]
     assert np.mean([levels[level]["accuracy"] for level in levels]) == pytest.approx(avg["Base"], abs=0.01)
-    assert set(summary["drift"]) == set(summary["weight_var"]) == set(experiment.trained_methods(cfg))
+    assert set(summary["drift"]) == set(summary["weight_var"]) == set(trained_methods(cfg))
     assert summary["policy_gap"]["seed0"]["self"]["rows"] > 0
     assert "The paper's ordering " in experiment.markdown(summary)
 

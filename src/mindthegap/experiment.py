@@ -33,7 +33,7 @@ import yaml
 
 from mindthegap import demo
 from mindthegap.io import write_json, write_text
-from mindthegap.rounds import BASE, run_id
+from mindthegap.rounds import BASE, planned_methods, run_id, trained_methods
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = Path("results/experiment")
@@ -147,10 +147,6 @@ def run_of(config: dict[str, Any], method: str, seed: int) -> str:
     return BASE if method == BASE else run_id(ROUND, method, training_seed(config, seed))
 
 
-def trained_methods(config: dict[str, Any]) -> list[str]:
-    return [m for m in reported_methods(config) if "data" in config["methods"][m]]
-
-
 def read_files(out: Path, config: dict[str, Any], seeds: list[int]) -> list[Path]:
     """Every file `aggregate` reads (with policy_gap.checkpoints): what the seeds' workflows must write."""
     model = next(iter(config["models"]))
@@ -158,7 +154,7 @@ def read_files(out: Path, config: dict[str, Any], seeds: list[int]) -> list[Path
     for seed in seeds:
         run_dir = out / f"seed{seed}"
         files += [verdicts_file(run_dir, model, run_of(config, m, seed), bench)
-                  for m in reported_methods(config) for bench in config["benchmarks"]]
+                  for m in planned_methods(config) for bench in config["benchmarks"]]
         files.append(gap_rows_file(run_dir, model))
         for method in trained_methods(config):
             run = run_of(config, method, seed)
@@ -302,19 +298,13 @@ def drift(path: str | Path) -> dict[str, float]:
 # --- the report ----------------------------------------------------------------------------------------------
 
 
-def reported_methods(config: dict[str, Any]) -> list[str]:
-    """The methods the workflow runs: all of them with `extensions`, else those of the paper."""
-    return [m for m in config["methods"]
-            if config.get("extensions", False) or not config["methods"][m].get("extension", False)]
-
-
 def aggregate(out: Path, config: dict[str, Any], seeds: list[int], wall: dict[str, float],
               resamples: int = 4000) -> dict[str, Any]:
     """Everything the experiment reports, read from the seeds' results directories (`out`/seed{k}) as the
     workflow writes them. `config` is the experiment's config (before the seeds' overrides)."""
     model = next(iter(config["models"]))
     benchmarks = list(config["benchmarks"])
-    methods, trained = reported_methods(config), trained_methods(config)
+    methods, trained = planned_methods(config), trained_methods(config)
     runs = {seed: out / f"seed{seed}" for seed in seeds}
     per_seed = {method: [correctness(runs[s], model, run_of(config, method, s), benchmarks) for s in seeds]
                 for method in methods}

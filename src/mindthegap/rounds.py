@@ -40,6 +40,17 @@ def parse_run(run: str) -> Run:
     return Run(int(match["round"]), match["method"], int(match["seed"]))
 
 
+def planned_methods(config: dict[str, Any]) -> list[str]:
+    """The methods of a run, in config order: the paper's grid, plus our extensions when `extensions: true`."""
+    return [m for m, spec in config["methods"].items()
+            if config.get("extensions", False) or not spec.get("extension", False)]
+
+
+def trained_methods(config: dict[str, Any]) -> list[str]:
+    """The planned methods that train (every one but the base model)."""
+    return [m for m in planned_methods(config) if "data" in config["methods"][m]]
+
+
 def rewritten_methods(methods: dict[str, dict[str, Any]], trained: list[str]) -> list[str]:
     """The trained methods whose data is rewritten by our own sampling (not the expert data, not the authors'
     released data): the default of rounds >= 2, since the others would see the same data again."""
