@@ -60,7 +60,7 @@ dry-run: install
 ## exist here: tiny random models with the real Qwen2.5-Math / Llama-3.1 tokenizers, a local NuminaMath-CoT stand-in
 ## laid out like the hub's, a few problems of the real benchmarks (../shared), the transformers backend
 rehearsal: install
-	$(BIN)/python -m mindthegap.rehearsal
+	$(BIN)/python -m mindthegap.rehearsal $(REHEARSAL_ARGS)
 	@cat results/rehearsal/tables/*.md
 
 clean-demo:
