@@ -244,6 +244,42 @@ def test_kills_and_restarts_give_the_undisturbed_outputs(tmp_path):
           f"\nwall time {time.monotonic() - started:.0f} s")
 
 
+# A job that has written its output when its scheduler is SIGKILLed: the output exists but is still marked
+# incomplete (.snakemake/incomplete/). The big test above meets this only when a kill happens to land there.
+OUTPUT_THEN_SCHEDULER_DIES = """
+rule job:
+    output: "done.txt"
+    shell:
+        "echo written > {output}; "
+        "if [ -e die-once ]; then rm die-once; "
+        "python -c 'import os, signal; from mindthegap.runtime import scheduler_process; "
+        "os.kill(scheduler_process(os.getpid())[0], signal.SIGKILL)'; fi"
+"""
+
+
+@pytest.mark.parametrize("profile", ["local", "slurm"])
+def test_the_profiles_remake_an_output_left_incomplete_by_a_dead_scheduler(profile):
+    settings = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())
+    assert settings.get("rerun-incomplete") is True
+
+
+def test_the_same_command_remakes_an_output_left_incomplete_by_a_dead_scheduler(tmp_path):
+    (tmp_path / "Snakefile").write_text(OUTPUT_THEN_SCHEDULER_DIES)
+    (tmp_path / "profiles").symlink_to(ROOT / "profiles")
+    (tmp_path / "die-once").touch()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [SNAKEMAKE, "--profile", "profiles/local"]
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
+    assert (tmp_path / "done.txt").exists() and any((tmp_path / ".snakemake/incomplete").iterdir())
+    unlock = subprocess.run([*command, "--unlock"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "localrule job:" in again.stdout + again.stderr, "the incomplete output was not remade"
+    assert not any((tmp_path / ".snakemake/incomplete").iterdir())
+
+
 def test_a_second_run_of_a_job_waits_for_the_first(tmp_path):
     """The job lock (SLURM's case: a job outlives its dead scheduler on another node): a second run waits, names
     the holder, and starts once the first run's process is gone."""
