@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from snakemake.utils import update_config
 
 from mindthegap import demo
 from mindthegap.io import write_json, write_text
@@ -47,15 +48,12 @@ COMPARISONS = (("dr_sft", "sft", "above"), ("dr_dft", "dft", "at least"))
 
 
 def merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`config` with `overrides` merged in key by key (nested dicts merged, anything else replaced); `config` is
-    left as it was. Seed configs are written to a file and passed as --configfile: Snakemake parses nested
-    `--config` values with YAML's BaseLoader (every number a string), which the strict schema rightly rejects."""
+    """`config` with `overrides` merged in key by key, as Snakemake merges several --configfile
+    (snakemake.utils.update_config: nested dicts merged, anything else replaced); `config` is left as it was. Seed
+    configs are written to a file and passed as --configfile: Snakemake parses nested `--config` values with YAML's
+    BaseLoader (every number a string), which the strict schema rightly rejects."""
     merged = copy.deepcopy(config)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
+    update_config(merged, copy.deepcopy(overrides))
     return merged
 
 
