@@ -99,9 +99,17 @@ def expert_steps(op: str, terms: list[int]) -> str:
     return " ".join(parts)
 
 
+def _answer(op: str, terms: list[int]) -> int:
+    return terms[0] * terms[1] if op == "*" else sum(terms)
+
+
+def _problem_text(op: str, terms: list[int]) -> str:
+    return "What is " + f" {op} ".join(map(str, terms)) + "?"
+
+
 def solution(op: str, terms: list[int], style: str) -> str:
     """A whole solution in one style, ending with the boxed answer (each style closes in its own words)."""
-    answer = terms[0] * terms[1] if op == "*" else sum(terms)
+    answer = _answer(op, terms)
     if style == "own":
         return f"{own_steps(op, terms)}\nThe answer is \\boxed{{{answer}}}."
     if style == "expert":
@@ -109,12 +117,10 @@ def solution(op: str, terms: list[int], style: str) -> str:
     raise ValueError(f"unknown solution style {style!r}; valid: {', '.join(STYLES)}")
 
 
-def make_problem(level: int, rng: random.Random, style: str = "expert") -> tuple[str, str, str]:
-    """(problem, solution in `style`, answer) of one level; the problems' `solution` is the expert's."""
+def make_problem(level: int, rng: random.Random) -> tuple[str, str, str]:
+    """(problem, the expert's solution, answer) of one level: a row of the training set or the benchmark."""
     op, terms = _operands(level, rng)
-    answer = terms[0] * terms[1] if op == "*" else sum(terms)
-    problem = "What is " + f" {op} ".join(map(str, terms)) + "?"
-    return problem, solution(op, terms, style), str(answer)
+    return _problem_text(op, terms), solution(op, terms, "expert"), str(_answer(op, terms))
 
 
 def parse_problem(problem: str) -> tuple[str, list[int]]:
@@ -196,9 +202,10 @@ def pretraining_corpus(n: int, seed: int, guided_template: str,
     while len(pairs) < n:
         roll = rng.random()
         level = 1 if roll < mix[0] else 2 if roll < mix[1] else 3
-        problem, own, _ = make_problem(level, rng, style="own")
+        op, terms = _operands(level, rng)
+        problem, own = _problem_text(op, terms), solution(op, terms, "own")
         if level == 3:  # learn to retell a reference, never to multiply
-            reference = solution(*parse_problem(problem), style="expert")
+            reference = solution(op, terms, "expert")
             pairs.append((guided_template.format(problem=problem, solution=reference), own))
         else:
             pairs.append((problem, own))
